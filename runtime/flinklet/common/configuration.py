@@ -7,7 +7,10 @@ Kubernetes ``flinkConfiguration`` maps and PyFlink programs carry over unchanged
 
 Values are stored as strings, as Flink stores them; typed access goes through
 :class:`~flinklet.common.config_options.ConfigOption` (``get``/``set``) or the
-PyFlink-style ``get_integer``/``set_boolean``... methods.
+PyFlink-style ``get_integer``/``set_boolean``... methods. :func:`validate_configuration`
+checks a whole configuration against the registry of known keys before a job starts:
+misspelled keys and unparsable values are errors that name the fix, keys Flinklet does
+not know are reported.
 
 >>> conf = Configuration().set_string("parallelism.default", "4")
 >>> from flinklet.common.config_options import CoreOptions

@@ -16,6 +16,7 @@ Generators are periodic (``on_periodic_emit`` runs every
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,13 +151,24 @@ class WatermarkStrategy:
         """A custom generator; ``generator_supplier(context)`` (or a zero-argument callable,
         or a ``WatermarkGenerator`` class) creates one generator per subtask."""
 
-        def supply(ctx: Any) -> WatermarkGenerator:
-            if isinstance(generator_supplier, type):
-                return generator_supplier()
+        takes_context = True
+        if isinstance(generator_supplier, type):
+            takes_context = False
+        else:
             try:
-                return generator_supplier(ctx)
-            except TypeError:
-                return generator_supplier()  # type: ignore[call-arg]
+                params = inspect.signature(generator_supplier).parameters
+                takes_context = len(params) > 0
+            except (TypeError, ValueError):
+                takes_context = True
+
+        def supply(ctx: Any) -> WatermarkGenerator:
+            made = generator_supplier(ctx) if takes_context else generator_supplier()
+            if not isinstance(made, WatermarkGenerator):
+                raise ApiUsageError(
+                    f"for_generator: the supplier returned {type(made).__name__}, not a "
+                    f"WatermarkGenerator"
+                )
+            return made
 
         return WatermarkStrategy(supply)
 

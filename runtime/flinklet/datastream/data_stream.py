@@ -19,6 +19,11 @@ from flinklet._private.exec.keyed import (
     min_function,
     sum_function,
 )
+from flinklet._private.exec.keyed_stateless import (
+    KeyedFilterOperator,
+    KeyedFlatMapOperator,
+    KeyedMapOperator,
+)
 from flinklet._private.exec.operators import (
     FilterOperator,
     FlatMapOperator,
@@ -31,11 +36,6 @@ from flinklet._private.exec.process import (
     CoProcessOperator,
     KeyedProcessOperator,
     ProcessOperator,
-)
-from flinklet._private.exec.keyed_stateless import (
-    KeyedFilterOperator,
-    KeyedFlatMapOperator,
-    KeyedMapOperator,
 )
 from flinklet._private.exec.sinks import (
     CollectSinkOperator,
@@ -195,7 +195,9 @@ class DataStream(Generic[T]):
             factory=factory,
             key_selector=key_selector,
             is_sink=is_sink,
-            parallelism=parallelism if parallelism is not None else self._env._parallelism_for_new(),
+            parallelism=parallelism
+            if parallelism is not None
+            else self._env._parallelism_for_new(),
         )
         self._env._add(t)
         return t
@@ -237,8 +239,10 @@ class DataStream(Generic[T]):
 
     def _partition(self, name: str, partitioner: Partitioner) -> DataStream[T]:
         return DataStream(
-            self._env, PartitionTransformation(name=name, input=self._t, partitioner=partitioner,
-                                               output_type=self._t.output_type)
+            self._env,
+            PartitionTransformation(
+                name=name, input=self._t, partitioner=partitioner, output_type=self._t.output_type
+            ),
         )
 
     def shuffle(self) -> DataStream[T]:
@@ -280,7 +284,8 @@ class DataStream(Generic[T]):
             if not isinstance(s, DataStream):
                 raise ApiUsageError(f"union() takes DataStreams, got {type(s).__name__}")
         t = UnionTransformation(
-            name="Union", union_inputs=[self._t, *(s._t for s in streams)],
+            name="Union",
+            union_inputs=[self._t, *(s._t for s in streams)],
             output_type=self._t.output_type,
         )
         return DataStream(self._env, t)
@@ -292,7 +297,9 @@ class DataStream(Generic[T]):
             raise ApiUsageError(f"connect() takes a DataStream or BroadcastStream, got {ds!r}")
         return ConnectedStreams(self, ds)
 
-    def assign_timestamps_and_watermarks(self, watermark_strategy: WatermarkStrategy) -> DataStream[T]:
+    def assign_timestamps_and_watermarks(
+        self, watermark_strategy: WatermarkStrategy
+    ) -> DataStream[T]:
         from flinklet.common.watermark_strategy import WatermarkStrategy
 
         if not isinstance(watermark_strategy, WatermarkStrategy):
@@ -338,7 +345,9 @@ class DataStream(Generic[T]):
 
     # -- sinks ---------------------------------------------------------------------------
 
-    def _sink(self, name: str, factory: Callable[[], Any], parallelism: int | None = None) -> DataStreamSink:
+    def _sink(
+        self, name: str, factory: Callable[[], Any], parallelism: int | None = None
+    ) -> DataStreamSink:
         t = self._one_input(name, factory, None, is_sink=True, parallelism=parallelism)
         return DataStreamSink(self._env, t)
 
@@ -365,9 +374,9 @@ class DataStream(Generic[T]):
     ) -> Any:
         """Run the job and iterate its results (a list of at most ``limit`` if given)::
 
-            with ds.execute_and_collect() as results:
-                for r in results:
-                    ...
+        with ds.execute_and_collect() as results:
+            for r in results:
+                ...
         """
         buffer_id = uuid.uuid4().hex
         self._sink("Collect Sink", lambda: CollectSinkOperator(buffer_id))
@@ -490,8 +499,12 @@ class KeyedStream(DataStream[T]):
     def get_key_selector(self) -> Callable[[Any], Any]:
         return self._key_selector
 
-    def _keyed(self, name: str, factory: Callable[[], Any], output_type: Any = None) -> DataStream[Any]:
-        return DataStream(self._env, self._one_input(name, factory, output_type, self._key_selector))
+    def _keyed(
+        self, name: str, factory: Callable[[], Any], output_type: Any = None
+    ) -> DataStream[Any]:
+        return DataStream(
+            self._env, self._one_input(name, factory, output_type, self._key_selector)
+        )
 
     def map(self, func: Any, output_type: Any = None) -> DataStream[Any]:
         user_method(func, "map", "map", "MapFunction")
@@ -516,7 +529,9 @@ class KeyedStream(DataStream[T]):
     def reduce(self, func: Any) -> DataStream[T]:
         user_method(func, "reduce", "reduce", "ReduceFunction")
         ks = self._key_selector
-        return self._keyed("Keyed Reduce", lambda: KeyedReduceOperator(func, ks), self._t.output_type)
+        return self._keyed(
+            "Keyed Reduce", lambda: KeyedReduceOperator(func, ks), self._t.output_type
+        )
 
     def _aggregate(self, name: str, fn: Callable[[Any, Any], Any]) -> DataStream[T]:
         ks = self._key_selector
@@ -569,9 +584,12 @@ class ConnectedStreams:
         self.stream2 = stream2
         self._env = stream1._env
 
-    def key_by(self, key_selector1: Any, key_selector2: Any, key_type: Any = None) -> ConnectedStreams:
+    def key_by(
+        self, key_selector1: Any, key_selector2: Any, key_type: Any = None
+    ) -> ConnectedStreams:
         return ConnectedStreams(
-            self.stream1.key_by(key_selector1, key_type), self.stream2.key_by(key_selector2, key_type)
+            self.stream1.key_by(key_selector1, key_type),
+            self.stream2.key_by(key_selector2, key_type),
         )
 
     def _keys(self) -> tuple[Any, Any]:
@@ -584,7 +602,9 @@ class ConnectedStreams:
             )
         return k1, k2
 
-    def _two_input(self, name: str, factory: Callable[[], Any], output_type: Any) -> DataStream[Any]:
+    def _two_input(
+        self, name: str, factory: Callable[[], Any], output_type: Any
+    ) -> DataStream[Any]:
         k1, k2 = self._keys()
         t = TwoInputTransformation(
             name=name,
@@ -615,9 +635,7 @@ class ConnectedStreams:
                 "stream1.connect(stream2).key_by(ks1, ks2).process(...)"
             )
         CoProcessOperator(func, k1, k2)
-        return self._two_input(
-            "Co-Process", lambda: CoProcessOperator(func, k1, k2), output_type
-        )
+        return self._two_input("Co-Process", lambda: CoProcessOperator(func, k1, k2), output_type)
 
 
 class BroadcastStream:

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
         ReadOnlyBroadcastState,
         ReducingState,
         ReducingStateDescriptor,
-        State,
         StateDescriptor,
         ValueState,
         ValueStateDescriptor,
@@ -155,30 +154,30 @@ class RuntimeContext(abc.ABC):
     def get_metrics_group(self) -> MetricGroup: ...
 
     @abc.abstractmethod
-    def get_state(self, state_descriptor: ValueStateDescriptor) -> ValueState: ...
+    def get_state(self, state_descriptor: ValueStateDescriptor) -> ValueState[Any]: ...
 
     @abc.abstractmethod
-    def get_list_state(self, state_descriptor: ListStateDescriptor) -> ListState: ...
+    def get_list_state(self, state_descriptor: ListStateDescriptor) -> ListState[Any]: ...
 
     @abc.abstractmethod
-    def get_map_state(self, state_descriptor: MapStateDescriptor) -> MapState: ...
+    def get_map_state(self, state_descriptor: MapStateDescriptor) -> MapState[Any, Any]: ...
 
     @abc.abstractmethod
-    def get_reducing_state(self, state_descriptor: ReducingStateDescriptor) -> ReducingState: ...
+    def get_reducing_state(self, state_descriptor: ReducingStateDescriptor) -> ReducingState[Any]: ...
 
     @abc.abstractmethod
     def get_aggregating_state(
         self, state_descriptor: AggregatingStateDescriptor
-    ) -> AggregatingState: ...
+    ) -> AggregatingState[Any, Any]: ...
 
 
 class Function:
     """Base of all user functions: ``open`` before the first record, ``close`` at the end."""
 
-    def open(self, runtime_context: RuntimeContext) -> None:  # noqa: B027 - optional hook
+    def open(self, runtime_context: RuntimeContext) -> None:
         pass
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         pass
 
 
@@ -276,10 +275,14 @@ class CoProcessFunction(Function, Generic[IN, OUT]):
         pass
 
     @abc.abstractmethod
-    def process_element1(self, value: Any, ctx: CoProcessFunction.Context) -> Iterable[OUT] | None: ...
+    def process_element1(
+        self, value: Any, ctx: CoProcessFunction.Context
+    ) -> Iterable[OUT] | None: ...
 
     @abc.abstractmethod
-    def process_element2(self, value: Any, ctx: CoProcessFunction.Context) -> Iterable[OUT] | None: ...
+    def process_element2(
+        self, value: Any, ctx: CoProcessFunction.Context
+    ) -> Iterable[OUT] | None: ...
 
 
 class KeyedCoProcessFunction(Function, Generic[KEY, IN, OUT]):
@@ -309,7 +312,9 @@ class KeyedCoProcessFunction(Function, Generic[KEY, IN, OUT]):
 
 class _BroadcastReadContext(_BaseContext):
     @abc.abstractmethod
-    def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> ReadOnlyBroadcastState: ...
+    def get_broadcast_state(
+        self, state_descriptor: MapStateDescriptor
+    ) -> ReadOnlyBroadcastState[Any, Any]: ...
 
     @abc.abstractmethod
     def current_processing_time(self) -> int: ...
@@ -320,7 +325,7 @@ class _BroadcastReadContext(_BaseContext):
 
 class _BroadcastWriteContext(_BaseContext):
     @abc.abstractmethod
-    def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState: ...
+    def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState[Any, Any]: ...
 
     @abc.abstractmethod
     def current_processing_time(self) -> int: ...
@@ -339,10 +344,14 @@ class BroadcastProcessFunction(Function, Generic[IN, IN2, OUT]):
         pass
 
     @abc.abstractmethod
-    def process_element(self, value: Any, ctx: BroadcastProcessFunction.ReadOnlyContext) -> Iterable[OUT] | None: ...
+    def process_element(
+        self, value: Any, ctx: BroadcastProcessFunction.ReadOnlyContext
+    ) -> Iterable[OUT] | None: ...
 
     @abc.abstractmethod
-    def process_broadcast_element(self, value: Any, ctx: BroadcastProcessFunction.Context) -> Iterable[OUT] | None: ...
+    def process_broadcast_element(
+        self, value: Any, ctx: BroadcastProcessFunction.Context
+    ) -> Iterable[OUT] | None: ...
 
 
 class KeyedBroadcastProcessFunction(Function, Generic[KEY, IN, IN2, OUT]):
@@ -362,10 +371,14 @@ class KeyedBroadcastProcessFunction(Function, Generic[KEY, IN, IN2, OUT]):
         def time_domain(self) -> TimeDomain: ...
 
     @abc.abstractmethod
-    def process_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterable[OUT] | None: ...
+    def process_element(
+        self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext
+    ) -> Iterable[OUT] | None: ...
 
     @abc.abstractmethod
-    def process_broadcast_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.Context) -> Iterable[OUT] | None: ...
+    def process_broadcast_element(
+        self, value: Any, ctx: KeyedBroadcastProcessFunction.Context
+    ) -> Iterable[OUT] | None: ...
 
     def on_timer(
         self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext
@@ -454,28 +467,28 @@ class _WindowContext(abc.ABC, Generic[W]):
 class ProcessWindowFunction(Function, Generic[IN, OUT, KEY, W]):
     """Gets all elements of a window (or the pre-aggregated result) and its context."""
 
-    class Context(_WindowContext[W]):
+    class Context(_WindowContext[Any]):
         pass
 
     @abc.abstractmethod
     def process(
-        self, key: KEY, context: ProcessWindowFunction.Context[W], elements: Iterable[IN]
+        self, key: KEY, context: ProcessWindowFunction.Context, elements: Iterable[IN]
     ) -> Iterable[OUT]: ...
 
-    def clear(self, context: ProcessWindowFunction.Context[W]) -> None:  # noqa: B027
+    def clear(self, context: ProcessWindowFunction.Context) -> None:
         """Called when the window is purged; clean up per-window state here."""
 
 
 class ProcessAllWindowFunction(Function, Generic[IN, OUT, W]):
-    class Context(_WindowContext[W]):
+    class Context(_WindowContext[Any]):
         pass
 
     @abc.abstractmethod
     def process(
-        self, context: ProcessAllWindowFunction.Context[W], elements: Iterable[IN]
+        self, context: ProcessAllWindowFunction.Context, elements: Iterable[IN]
     ) -> Iterable[OUT]: ...
 
-    def clear(self, context: ProcessAllWindowFunction.Context[W]) -> None:  # noqa: B027
+    def clear(self, context: ProcessAllWindowFunction.Context) -> None:
         pass
 
 

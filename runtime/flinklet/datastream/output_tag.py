@@ -10,9 +10,9 @@ from flinklet.errors import ApiUsageError
 class OutputTag:
     """A typed name for a side output::
 
-        late = OutputTag("late-data", Types.STRING())
-        # in a process function:  yield late, value
-        stream.get_side_output(late)
+    late = OutputTag("late-data", Types.STRING())
+    # in a process function:  yield late, value
+    stream.get_side_output(late)
     """
 
     __slots__ = ("tag_id", "type_info")

@@ -318,7 +318,9 @@ class StreamExecutionEnvironment:
                 f"from_collection() needs an iterable, got {type(collection).__name__}"
             ) from exc
         return self.from_source(
-            CollectionSource(elements), WatermarkStrategy.no_watermarks(), "Collection Source",
+            CollectionSource(elements),
+            WatermarkStrategy.no_watermarks(),
+            "Collection Source",
             type_info,
         )
 
@@ -331,7 +333,9 @@ class StreamExecutionEnvironment:
                 "new source API use from_source()"
             )
         return self.from_source(
-            SourceFunctionSource(source_func), WatermarkStrategy.no_watermarks(), source_name,
+            SourceFunctionSource(source_func),
+            WatermarkStrategy.no_watermarks(),
+            source_name,
             type_info,
         )
 
@@ -360,7 +364,9 @@ class StreamExecutionEnvironment:
             timeout = -1
         return ExecutionSettings(
             buffer_records=conf.get(NettyShuffleEnvironmentOptions.NETWORK_BUFFER_RECORDS),
-            buffers_per_channel=conf.get(NettyShuffleEnvironmentOptions.NETWORK_BUFFERS_PER_CHANNEL),
+            buffers_per_channel=conf.get(
+                NettyShuffleEnvironmentOptions.NETWORK_BUFFERS_PER_CHANNEL
+            ),
             floating_buffers=conf.get(
                 NettyShuffleEnvironmentOptions.NETWORK_FLOATING_BUFFERS_PER_GATE
             ),
@@ -371,8 +377,12 @@ class StreamExecutionEnvironment:
             restart_backoff=restart_backoff_from(conf, self._restart_strategy, checkpointing),
         )
 
-    def get_stream_graph(self, job_name: str = "Flink Streaming Job", clear: bool = True) -> StreamGraph:
-        leaves = [t for t in self._transformations if isinstance(t, OneInputTransformation) and t.is_sink]
+    def get_stream_graph(
+        self, job_name: str = "Flink Streaming Job", clear: bool = True
+    ) -> StreamGraph:
+        leaves = [
+            t for t in self._transformations if isinstance(t, OneInputTransformation) and t.is_sink
+        ]
         if not leaves:
             raise ApiUsageError(
                 "No operators defined in streaming topology. Cannot execute. Add a sink "
@@ -471,7 +481,9 @@ class _SourceStream(DataStream[Any]):
     """A source followed by its timestamp/watermark operator: operator properties such as
     ``set_parallelism``/``uid``/``name`` apply to the source as well."""
 
-    def __init__(self, env: StreamExecutionEnvironment, wt: Transformation, source: Transformation) -> None:
+    def __init__(
+        self, env: StreamExecutionEnvironment, wt: Transformation, source: Transformation
+    ) -> None:
         super().__init__(env, wt)
         self._source = source
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -61,16 +61,15 @@ WIDGET_CRD: dict[str, Any] = {
 
 
 def _body(exc: ApiException) -> dict[str, Any]:
-    body = json.loads(exc.body)
+    body = json.loads(exc.body or "{}")
     assert isinstance(body, dict)
     return body
 
 
 @pytest.fixture(scope="module")
 def api(k8s_control_plane: ControlPlane) -> Iterator[client.ApiClient]:
-    api_client = k8s_control_plane.api_client()
-    yield api_client
-    api_client.close()
+    with k8s_control_plane.api_client() as api_client:
+        yield api_client
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,9 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def widget_crd(api: client.ApiClient, k8s_control_plane: ControlPlane) -> Iterator[str]:
     ext = client.ApiextensionsV1Api(api)
-    ext.create_custom_resource_definition(WIDGET_CRD)
+    crd = client.V1CustomResourceDefinition.from_dict(WIDGET_CRD)
+    assert crd is not None
+    ext.create_custom_resource_definition(crd)
 
     def established() -> bool:
         crd = k8s_control_plane.http.get(
@@ -117,10 +118,11 @@ def test_crd_accepts_a_valid_object(
     api: client.ApiClient, namespace: str, widget_crd: str
 ) -> None:
     objs = client.CustomObjectsApi(api)
-    created = objs.create_namespaced_custom_object(
-        GROUP, "v1", namespace, "widgets", _widget("ok", {"size": 3, "maxSize": 5}))
+    created = cast(dict[str, Any], objs.create_namespaced_custom_object(
+        GROUP, "v1", namespace, "widgets", _widget("ok", {"size": 3, "maxSize": 5})))
     assert created["spec"] == {"size": 3, "maxSize": 5}
-    fetched = objs.get_namespaced_custom_object(GROUP, "v1", namespace, "widgets", "ok")
+    fetched = cast(dict[str, Any], objs.get_namespaced_custom_object(
+        GROUP, "v1", namespace, "widgets", "ok"))
     assert fetched["spec"]["size"] == 3
     assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
 
@@ -164,10 +166,13 @@ def test_lease_update_with_stale_resource_version_conflicts(
         metadata=client.V1ObjectMeta(name="leader"),
         spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
     ))
+    assert created.metadata is not None and created.spec is not None
     stale_version = created.metadata.resource_version
+    assert stale_version
 
     created.spec.holder_identity = "b"
     updated = leases.replace_namespaced_lease("leader", namespace, created)
+    assert updated.metadata is not None and updated.spec is not None
     assert updated.spec.holder_identity == "b"
     assert updated.metadata.resource_version != stale_version
 
@@ -183,6 +188,7 @@ def test_lease_update_with_stale_resource_version_conflicts(
     assert "the object has been modified" in body["message"]
 
     current = leases.read_namespaced_lease("leader", namespace)
+    assert current.metadata is not None and current.spec is not None
     assert current.spec.holder_identity == "b"
     assert current.metadata.resource_version == updated.metadata.resource_version
 
@@ -193,11 +199,14 @@ def test_rbac_denies_until_a_role_is_bound(
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
-    token = core.create_namespaced_service_account_token(
+    answer = core.create_namespaced_service_account_token(
         "reader", namespace,
         client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
-    ).status.token
+    )
+    assert answer.status is not None
+    token = answer.status.token
+    assert isinstance(token, str) and token
 
     with KubeHTTP(k8s_control_plane.server, token, k8s_control_plane.ca_file) as as_reader:
         whoami = as_reader.post(

@@ -31,9 +31,8 @@ def cluster(k8s_full_control_plane: ControlPlane) -> ControlPlane:
 
 @pytest.fixture(scope="module")
 def api(cluster: ControlPlane) -> Iterator[client.ApiClient]:
-    api_client = cluster.api_client()
-    yield api_client
-    api_client.close()
+    with cluster.api_client() as api_client:
+        yield api_client
 
 
 @pytest.fixture
@@ -122,6 +121,7 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
         ),
     )
     created = apps.create_namespaced_deployment(namespace, deployment)
+    assert created.metadata is not None
     deployment_uid = created.metadata.uid
 
     # kube-controller-manager: Deployment -> ReplicaSet owned by it.
@@ -174,12 +174,11 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
         assert Path(env["KUBECONFIG"]).is_file()
 
     # The Deployment controller sees the pods become available.
-    wait_for(
-        "Deployment availableReplicas == 2",
-        lambda: apps.read_namespaced_deployment_status("sleeper", namespace).status
-        .available_replicas == 2,
-        timeout=60,
-    )
+    def available() -> bool:
+        status = apps.read_namespaced_deployment_status("sleeper", namespace).status
+        return status is not None and status.available_replicas == 2
+
+    wait_for("Deployment availableReplicas == 2", available, timeout=60)
 
     # Delete the owner: the garbage collector removes the ReplicaSet and the Pods, and the
     # node agent stops the processes and confirms the pod deletions.

@@ -50,7 +50,7 @@ def test_durations_compare_by_length() -> None:
 
 
 def test_duration_zero_is_zero_millis() -> None:
-    assert Duration.ZERO == Duration.of_millis(0)
+    assert Duration.of_millis(0) == Duration.ZERO
 
 
 def test_duration_rejects_float() -> None:

@@ -95,9 +95,7 @@ def build_channels(
         for e in v.outputs:
             sp, dp = e.source.parallelism, e.target.parallelism
             for s in range(sp):
-                targets = (
-                    _pointwise_targets(sp, dp, s) if e.partitioner.pointwise else range(dp)
-                )
+                targets = _pointwise_targets(sp, dp, s) if e.partitioner.pointwise else range(dp)
                 for d in targets:
                     name = f"{e.source.name}[{s}] -> {e.target.name}[{d}]"
                     channels[(id(e), s, d)] = (
@@ -156,13 +154,14 @@ def _build_task(
         op.uid = node.uid
         ops[node.id] = op
     writers_by_edge: dict[int, RecordWriter] = {}
-    for e in v.outputs:
+    for je in v.outputs:
         chans = [
-            channels[(id(e), idx, d)] for d in range(e.target.parallelism)
-            if (id(e), idx, d) in channels
+            channels[(id(je), idx, d)]
+            for d in range(je.target.parallelism)
+            if (id(je), idx, d) in channels
         ]
-        writers_by_edge[id(e.stream_edge)] = RecordWriter(
-            e.partitioner, chans, idx, settings.buffer_records
+        writers_by_edge[id(je.stream_edge)] = RecordWriter(
+            je.partitioner, chans, idx, settings.buffer_records
         )
     task_name = v.name
     kg_range = key_group_range_for_operator(v.max_parallelism, v.parallelism, idx)
@@ -209,11 +208,11 @@ def _build_task(
     head = v.nodes[0]
     if not head.is_source:
         per_input: dict[int, list[LocalChannel]] = {}
-        for e in v.inputs:
-            for s in range(e.source.parallelism):
-                ch = channels.get((id(e), s, idx))
+        for ie in v.inputs:
+            for s in range(ie.source.parallelism):
+                ch = channels.get((id(ie), s, idx))
                 if ch is not None:
-                    per_input.setdefault(e.type_number, []).append(ch)
+                    per_input.setdefault(ie.type_number, []).append(ch)
         for type_number in sorted(per_input):
             gates.append(InputGate(per_input[type_number]))
     all_writers = list(writers_by_edge.values())
@@ -308,7 +307,9 @@ class Scheduler:
 class LocalJob:
     """A job running in this process: restarts per strategy, reports status."""
 
-    def __init__(self, job_graph: JobGraph, settings: ExecutionSettings, job_id: str | None = None) -> None:
+    def __init__(
+        self, job_graph: JobGraph, settings: ExecutionSettings, job_id: str | None = None
+    ) -> None:
         self.job_graph = job_graph
         self.settings = settings
         self.job_id = job_id or uuid.uuid4().hex
@@ -344,8 +345,11 @@ class LocalJob:
                 except UserFunctionError as exc:
                     exc.job_id = self.job_id
                     self.exceptions.append(
-                        {"timestamp": wall_clock_ms(), "exception": str(exc),
-                         "taskName": exc.operator_name}
+                        {
+                            "timestamp": wall_clock_ms(),
+                            "exception": str(exc),
+                            "taskName": exc.operator_name,
+                        }
                     )
                     if not self._may_restart():
                         self.status = JobStatus.FAILED
@@ -355,7 +359,9 @@ class LocalJob:
                     delay = self.settings.restart_backoff.backoff_ms()
                     log.warning(
                         "Job %s failed (%s); restarting in %d ms (%s)",
-                        self.job_id, exc.operator_name, delay,
+                        self.job_id,
+                        exc.operator_name,
+                        delay,
                         self.settings.restart_backoff.describe(),
                     )
                     if self._cancel.wait(delay / 1000.0):
@@ -384,7 +390,11 @@ class LocalJob:
     def _run_attempt(self) -> None:
         channels = build_channels(self.job_graph, self.settings.channel_capacity)
         deployment = deploy_tasks(
-            self.job_id, self.job_graph, self.settings, self.attempt, channels,
+            self.job_id,
+            self.job_graph,
+            self.settings,
+            self.attempt,
+            channels,
             registry=self.registry,
         )
         self.deployment = deployment

@@ -50,7 +50,7 @@ class KeyedReduceOperator(StreamOperator):
                 old = get(k, missing)
                 table[k] = v if old is missing else reduce(old, v)
             return
-        out = []
+        out: list[Any] = []
         append = out.append
         for v in values:
             k = ks(v)
@@ -81,9 +81,7 @@ def _getter(position: int | str) -> Callable[[Any], Any]:
                 return value[position]
             field = getattr(value, position, _MISSING)
             if field is _MISSING:
-                raise ApiUsageError(
-                    f"the record {value!r} has no field {position!r} to aggregate"
-                )
+                raise ApiUsageError(f"the record {value!r} has no field {position!r} to aggregate")
             return field
         try:
             return value[position]
@@ -112,7 +110,7 @@ def _setter(position: int | str) -> Callable[[Any, Any], Any]:
 
         if isinstance(record, Row):
             values = list(record)
-            idx = position if isinstance(position, int) else record._fields.index(position)  # type: ignore[attr-defined]
+            idx = position if isinstance(position, int) else _field_index(record, position)
             values[idx] = field_value
             row = Row(*values)
             names = getattr(record, "_fields", None)
@@ -120,7 +118,7 @@ def _setter(position: int | str) -> Callable[[Any, Any], Any]:
                 row = Row(**dict(zip(names, values, strict=True)))
             return row
         if isinstance(record, tuple):
-            idx = position if isinstance(position, int) else record._fields.index(position)  # type: ignore[attr-defined]
+            idx = position if isinstance(position, int) else _field_index(record, position)
             values = list(record)
             values[idx] = field_value
             if hasattr(record, "_make"):
@@ -129,6 +127,13 @@ def _setter(position: int | str) -> Callable[[Any, Any], Any]:
         raise ApiUsageError(f"cannot update field {position!r} of {type(record).__name__}")
 
     return put
+
+
+def _field_index(record: Any, position: int | str) -> int:
+    names = getattr(record, "_fields", None)
+    if not names or position not in names:
+        raise ApiUsageError(f"the record {record!r} has no field {position!r} to aggregate")
+    return int(names.index(position))
 
 
 def sum_function(position: int | str) -> Callable[[Any, Any], Any]:

@@ -55,7 +55,7 @@ class Output:
         if not targets:
             self.collect_batch = _noop_batch  # type: ignore[method-assign]
         elif len(targets) == 1:
-            self.collect_batch = targets[0]  # type: ignore[method-assign]
+            self.collect_batch = targets[0]  # type: ignore[method-assign,assignment]
 
     def collect_batch(self, values: Values, timestamps: Stamps) -> None:
         for t in self._targets:
@@ -98,7 +98,7 @@ def user_method(fn: Any, method: str, api: str, expected: str) -> Callable[..., 
 def copy_function(fn: Any) -> Any:
     """A private copy of a user function for one subtask, as Flink deserializes one per
     subtask. Plain functions and lambdas are shared (they carry no instance state)."""
-    if fn is None or callable(fn) and not hasattr(fn, "__dict__") or _is_plain_function(fn):
+    if fn is None or (callable(fn) and not hasattr(fn, "__dict__")) or _is_plain_function(fn):
         return fn
     try:
         return copy.deepcopy(fn)

@@ -73,16 +73,19 @@ class Task:
         if isinstance(head, TwoInputOperator):
             self._process = [head.process_batch1, head.process_batch2]
             self.valves = [
-                WatermarkValve(len(gates[0].channels), head.process_watermark1,
-                               head.process_watermark_status1),
-                WatermarkValve(len(gates[1].channels), head.process_watermark2,
-                               head.process_watermark_status2),
+                WatermarkValve(
+                    len(gates[0].channels), head.process_watermark1, head.process_watermark_status1
+                ),
+                WatermarkValve(
+                    len(gates[1].channels), head.process_watermark2, head.process_watermark_status2
+                ),
             ]
         elif gates:
             self._process = [head.process_batch]
             self.valves = [
-                WatermarkValve(len(gates[0].channels), head.process_watermark,
-                               head.process_watermark_status)
+                WatermarkValve(
+                    len(gates[0].channels), head.process_watermark, head.process_watermark_status
+                )
             ]
         self.barrier_handler: Any = None  # installed by checkpointing
 

@@ -134,9 +134,9 @@ class TimestampsAndWatermarksOperator(StreamOperator):
             self.env.pts.register(self.env.pts.now() + self._interval, self._on_periodic)
 
     def _on_periodic(self, now: int) -> None:
-        if self._idle_timeout is not None and not self.idle:
-            if now - self._last_record_time >= self._idle_timeout:
-                self._set_idle(True)
+        timeout = self._idle_timeout
+        if timeout is not None and not self.idle and now - self._last_record_time >= timeout:
+            self._set_idle(True)
         if not self.idle or self._idle_timeout is None:
             self.generator.on_periodic_emit(self._wm_out)
         self.env.pts.register(now + self._interval, self._on_periodic)

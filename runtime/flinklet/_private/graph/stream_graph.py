@@ -10,7 +10,7 @@ are plain, picklable data so the cluster runtime can ship them to TaskManagers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,13 +72,16 @@ class StreamGraph:
         return [n for n in self.nodes if n.is_source]
 
 
+_Producer = tuple[StreamNode, Partitioner | None, str | None]
+
+
 def _auto_uid(node_path: str) -> str:
     return hashlib.sha1(node_path.encode()).hexdigest()[:32]
 
 
 def build_stream_graph(
     job_name: str,
-    sinks_and_leaves: list[Transformation],
+    sinks_and_leaves: Sequence[Transformation],
     default_parallelism: int,
     default_max_parallelism: int | None,
     chaining_enabled: bool = True,
@@ -87,15 +90,17 @@ def build_stream_graph(
     nodes: dict[int, StreamNode] = {}
     order: list[StreamNode] = []
     # (transformation id) -> list of (node, partitioner|None, tag|None) producing it
-    resolved: dict[int, list[tuple[StreamNode, Partitioner | None, str | None]]] = {}
+    resolved: dict[int, list[_Producer]] = {}
 
-    def visit(t: Transformation, path: str) -> list[tuple[StreamNode, Partitioner | None, str | None]]:
+    def visit(
+        t: Transformation, path: str
+    ) -> list[_Producer]:
         if t.id in resolved:
             return resolved[t.id]
         if isinstance(t, PartitionTransformation):
             assert t.input is not None and t.partitioner is not None
             ups = visit(t.input, path + "/" + t.name)
-            out = [(n, t.partitioner, tag) for n, _p, tag in ups]
+            out: list[_Producer] = [(n, t.partitioner, tag) for n, _p, tag in ups]
         elif isinstance(t, UnionTransformation):
             out = []
             for i, inp in enumerate(t.union_inputs):
@@ -116,8 +121,8 @@ def build_stream_graph(
             raise ApiUsageError(
                 f"Operator '{t.name}' has parallelism {parallelism}; use a value >= 1"
             )
-        max_p = t.max_parallelism or default_max_parallelism or default_max_parallelism_of(
-            parallelism
+        max_p = (
+            t.max_parallelism or default_max_parallelism or default_max_parallelism_of(parallelism)
         )
         if parallelism > max_p:
             raise ApiUsageError(

@@ -176,9 +176,7 @@ class RecordWriter:
         start = self._rr_next
         for offset in range(min(n, len(values))):
             idx = (start + offset) % n
-            self._add(
-                idx, values[offset::n], None if timestamps is None else timestamps[offset::n]
-            )
+            self._add(idx, values[offset::n], None if timestamps is None else timestamps[offset::n])
         self._rr_next = (start + len(values)) % n
 
     def _emit_by_channel(

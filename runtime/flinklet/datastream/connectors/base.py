@@ -60,9 +60,7 @@ class Source(abc.ABC):
         """A parallelism this source needs (e.g. 1 for a collection), or None."""
         return None
 
-    def restore_positions(
-        self, positions: list[Any], subtask_index: int, parallelism: int
-    ) -> Any:
+    def restore_positions(self, positions: list[Any], subtask_index: int, parallelism: int) -> Any:
         """The position for ``subtask_index`` when restoring from ``positions`` that were
         taken at any parallelism. The default requires the same parallelism."""
         if len(positions) == parallelism:

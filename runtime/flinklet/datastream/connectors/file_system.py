@@ -13,7 +13,6 @@ mid-file.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,9 @@ class StreamFormat:
 
 
 class FileSource(Source):
-    def __init__(self, fmt: StreamFormat, paths: list[str], monitor_interval_ms: int | None) -> None:
+    def __init__(
+        self, fmt: StreamFormat, paths: list[str], monitor_interval_ms: int | None
+    ) -> None:
         self.format = fmt
         self.paths = paths
         self.monitor_interval_ms = monitor_interval_ms
@@ -50,7 +51,8 @@ class FileSource(Source):
 
     def get_boundedness(self) -> str:
         return (
-            Boundedness.BOUNDED if self.monitor_interval_ms is None
+            Boundedness.BOUNDED
+            if self.monitor_interval_ms is None
             else Boundedness.CONTINUOUS_UNBOUNDED
         )
 
@@ -63,8 +65,10 @@ class FileSource(Source):
             path = Path(raw.removeprefix("file://"))
             if path.is_dir():
                 files.extend(
-                    p for p in sorted(path.rglob("*"))
-                    if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+                    p
+                    for p in sorted(path.rglob("*"))
+                    if p.is_file()
+                    and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
                 )
             elif path.is_file():
                 files.append(path)
