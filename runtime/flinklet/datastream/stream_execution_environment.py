@@ -58,6 +58,14 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ExecutionConfig", "JobClient", "StreamExecutionEnvironment"]
 
+# defaults set by the CLI (``flinklet run -p 4 -D key=value``) for every new environment
+_context_configuration: Configuration | None = None
+
+
+def set_context_configuration(configuration: Configuration | None) -> None:
+    global _context_configuration
+    _context_configuration = configuration
+
 
 class ExecutionConfig:
     """Job-wide execution settings (a view on the environment's configuration)."""
@@ -149,6 +157,8 @@ class StreamExecutionEnvironment:
         self._state_backend: Any = None
         self._checkpoint_config: Any = None
         self._last_job: LocalJob | None = None
+        if _context_configuration is not None:
+            self.configure(_context_configuration)
         if configuration is not None:
             self.configure(configuration)
 

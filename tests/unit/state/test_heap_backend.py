@@ -219,20 +219,21 @@ def test_merge_namespaces() -> None:
     items = backend.get_partitioned_state(ListStateDescriptor("items", None))
     total = backend.get_partitioned_state(ReducingStateDescriptor("sum", lambda a, b: a + b, None))
     average = backend.get_partitioned_state(AggregatingStateDescriptor("avg", Average(), None))
+    merging: list[Any] = [items, total, average]
     backend.current_key = "k"
     for index, namespace in enumerate(("w1", "w2", "w3")):
-        for state in (items, total, average):
-            state.set_current_namespace(namespace)  # type: ignore[attr-defined]
+        for state in merging:
+            state.set_current_namespace(namespace)
         items.add(namespace)
         total.add(index + 1)
         average.add(index + 1)
-    for state in (items, total, average):
-        state.merge_namespaces("w3", ["w1", "w2"])  # type: ignore[attr-defined]
+    for state in merging:
+        state.merge_namespaces("w3", ["w1", "w2"])
     assert sorted(items.get()) == ["w1", "w2", "w3"]
     assert total.get() == 6
     assert average.get() == 2.0
-    for state in (items, total, average):
-        state.set_current_namespace("w1")  # type: ignore[attr-defined]
+    for state in merging:
+        state.set_current_namespace("w1")
     assert items.get() == [] and total.get() is None and average.get() is None
 
 

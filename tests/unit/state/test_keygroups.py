@@ -37,6 +37,9 @@ SAMPLE_KEYS_SOURCE = """[
 ]"""
 
 
+PLUS_ONE_HOUR = datetime.timezone(datetime.timedelta(hours=1))
+
+
 class Color(enum.Enum):
     RED = "red"
     BLUE = 2
@@ -103,7 +106,9 @@ def test_hash_fits_32_bits() -> None:
         (("a", 1), Pair("a", 1)),
         (
             datetime.datetime(2024, 1, 1, 12, tzinfo=datetime.UTC),
-            datetime.datetime(2024, 1, 1, 13, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+            datetime.datetime(
+                2024, 1, 1, 13, tzinfo=datetime.timezone(datetime.timedelta(hours=1))
+            ),
         ),
         (datetime.timedelta(seconds=1), datetime.timedelta(milliseconds=1000)),
     ],
