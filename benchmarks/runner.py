@@ -8,6 +8,7 @@ the workload's closed form, when it has one); any difference fails the workload.
 
 from __future__ import annotations
 
+import statistics
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from typing import Any
 from benchmarks.errors import BenchmarkError, ResultMismatchError
 from benchmarks.peers import Peer, registered_peers
 from benchmarks.registry import Outcome, Workload
-from benchmarks.timing import Timing, time_once
+from benchmarks.timing import Sample, Timing, time_once
 
-__all__ = ["PeerResult", "WorkloadResult", "run_workload"]
+__all__ = ["PeerResult", "WorkloadResult", "check_outcome", "run_workload"]
 
 Log = Callable[[str], None]
 
@@ -68,11 +69,28 @@ class WorkloadResult:
         return self.engine.best / self.baseline.best
 
     @property
+    def ratios(self) -> list[float]:
+        """The ratio of each repeat (engine and baseline runs are adjacent in time)."""
+        if not self.ok:
+            return []
+        assert self.engine is not None and self.baseline is not None
+        return [e / b for e, b in zip(self.engine.seconds, self.baseline.seconds, strict=True)]
+
+    @property
     def ratio_median(self) -> float | None:
+        """The median of the per-repeat ratios: steadier than ``ratio_best`` when the
+        machine's load changes during the run."""
+        ratios = self.ratios
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def ratio_cpu(self) -> float | None:
+        """Best engine CPU time over best baseline CPU time."""
         if not self.ok:
             return None
         assert self.engine is not None and self.baseline is not None
-        return self.engine.median / self.baseline.median
+        eng, base = self.engine.cpu_best, self.baseline.cpu_best
+        return None if eng is None or not base else eng / base
 
     @property
     def target_met(self) -> bool | None:
@@ -100,12 +118,13 @@ class WorkloadResult:
             "baseline": self.baseline.to_json() if self.baseline else None,
             "ratio_best": self.ratio_best,
             "ratio_median": self.ratio_median,
+            "ratio_cpu": self.ratio_cpu,
             "target_met": self.target_met,
             "peers": [p.to_json() for p in self.peers],
         }
 
 
-def _check(label: str, got: Outcome, want: Outcome) -> None:
+def check_outcome(label: str, got: Outcome, want: Outcome) -> None:
     if got != want:
         raise ResultMismatchError(
             f"{label} computed count={got.count} checksum={got.checksum}, but the reference "
@@ -117,7 +136,7 @@ def _reference(workload: Workload, records: int, data: Any) -> Outcome:
     """The baseline's outcome, itself checked against the closed form if there is one."""
     _seconds, outcome = time_once(workload.baseline, data)
     if workload.expected is not None:
-        _check(f"{workload.name}: the baseline", outcome, workload.expected(records))
+        check_outcome(f"{workload.name}: the baseline", outcome, workload.expected(records))
     return outcome
 
 
@@ -138,33 +157,34 @@ def run_workload(
         warm_data = workload.prepare(warm)
         warm_ref = _reference(workload, warm, warm_data)
         _seconds, outcome = time_once(workload.engine, warm_data)
-        _check(f"{name}: the engine (warm-up)", outcome, warm_ref)
+        check_outcome(f"{name}: the engine (warm-up)", outcome, warm_ref)
         del warm_data
 
         log(f"[{name}] preparing {records:,} records")
         data = workload.prepare(records)
         reference: Outcome | None = None
-        engine_s: list[float] = []
-        baseline_s: list[float] = []
+        engine_s: list[Sample] = []
+        baseline_s: list[Sample] = []
         for i in range(repeats):
-            seconds, outcome = time_once(workload.baseline, data)
+            sample, outcome = time_once(workload.baseline, data)
             if reference is None:
                 if workload.expected is not None:
-                    _check(f"{name}: the baseline", outcome, workload.expected(records))
+                    check_outcome(f"{name}: the baseline", outcome, workload.expected(records))
                 reference = outcome
-            _check(f"{name}: the baseline (repeat {i + 1})", outcome, reference)
-            baseline_s.append(seconds)
-            seconds, outcome = time_once(workload.engine, data)
-            _check(f"{name}: the engine (repeat {i + 1})", outcome, reference)
-            engine_s.append(seconds)
+            check_outcome(f"{name}: the baseline (repeat {i + 1})", outcome, reference)
+            baseline_s.append(sample)
+            sample, outcome = time_once(workload.engine, data)
+            check_outcome(f"{name}: the engine (repeat {i + 1})", outcome, reference)
+            engine_s.append(sample)
             log(
-                f"[{name}] repeat {i + 1}/{repeats}: baseline {baseline_s[-1]:.3f} s, "
-                f"engine {engine_s[-1]:.3f} s ({engine_s[-1] / baseline_s[-1]:.2f}x)"
+                f"[{name}] repeat {i + 1}/{repeats}: baseline {baseline_s[-1].wall:.3f} s, "
+                f"engine {engine_s[-1].wall:.3f} s ({engine_s[-1].wall / baseline_s[-1].wall:.2f}x;"
+                f" CPU {engine_s[-1].cpu / max(baseline_s[-1].cpu, 1e-9):.2f}x)"
             )
         del data
         result.outcome = reference
-        result.baseline = Timing(records, tuple(baseline_s))
-        result.engine = Timing(records, tuple(engine_s))
+        result.baseline = Timing.of(records, baseline_s)
+        result.engine = Timing.of(records, engine_s)
     except BenchmarkError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         log(f"[{name}] FAILED: {result.error}")
@@ -190,7 +210,7 @@ def _run_peer(peer: Peer, result: WorkloadResult, log: Log) -> PeerResult:
     repeats = len(result.baseline.seconds)
     try:
         run = peer.run(name, result.records, repeats)
-        _check(f"{name}: peer {peer.name}", run.outcome, result.outcome)
+        check_outcome(f"{name}: peer {peer.name}", run.outcome, result.outcome)
     except BenchmarkError as exc:
         log(f"[{name}] peer {peer.name} FAILED: {exc}")
         return PeerResult(peer.name, "failed", f"{type(exc).__name__}: {exc}")

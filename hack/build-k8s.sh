@@ -59,11 +59,13 @@ stamp_ok() {
   local name=$1 expected=$2; shift 2
   [[ $FORCE == 0 ]] || return 1
   [[ -x "$BIN/$name" && -f "$BIN/.$name.stamp" ]] || return 1
-  [[ "$(cat "$BIN/.$name.stamp")" == "$expected" ]] || return 1
+  [[ "$(cat "$BIN/.$name.stamp")" == "rev${STAMP_REV} $expected" ]] || return 1
   "$BIN/$name" "$@" >/dev/null 2>&1 || return 1
 }
 
-write_stamp() { printf '%s' "$2" > "$BIN/.$1.stamp"; }
+# Bump when the build flags change, so existing binaries are rebuilt.
+STAMP_REV=3
+write_stamp() { printf 'rev%s %s' "$STAMP_REV" "$2" > "$BIN/.$1.stamp"; }
 
 # --- lane A: kube-apiserver, kube-controller-manager, kube-scheduler ---------------------------
 K8S_STAMP="k8s.io/kubernetes@${K8S_VERSION} tags=selinux,notest,grpcnotrace"
@@ -124,7 +126,9 @@ EOF
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${major}"
     ld+=" -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${date}"
-    [[ -z "$commit" ]] || ld+=" -X ${pkg}.gitCommit=${commit}"
+    # The module proxy's .info carries the tag's commit only sometimes; empty beats the
+    # "$Format:%H$" placeholder the source tree holds.
+    ld+=" -X ${pkg}.gitCommit=${commit}"
   done
   local pkgs=()
   for b in "${need[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
@@ -194,7 +198,7 @@ minio_ldflags() {
   local tag="DEVELOPMENT.${ts:0:4}-${ts:4:2}-${ts:6:2}T${ts:8:2}-${ts:10:2}-${ts:12:2}Z"
   local p=github.com/minio/minio/cmd
   echo "-X ${p}.Version=${rfc} -X ${p}.ReleaseTag=${tag} -X ${p}.CommitID=${hash}" \
-       "-X ${p}.ShortCommitID=${hash}"
+       "-X ${p}.ShortCommitID=${hash} -X ${p}.CopyrightYear=${ts:0:4}"
 }
 
 lane_b() {

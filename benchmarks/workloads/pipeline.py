@@ -15,11 +15,10 @@ iterating ``range(n)``).
 
 from __future__ import annotations
 
-from flinklet.common.watermark_strategy import WatermarkStrategy
-from flinklet.datastream.connectors import NumberSequenceSource
-
 from benchmarks.registry import Outcome, Workload, register
 from benchmarks.workloads.tally import Tally, job_environment
+from flinklet.common.watermark_strategy import WatermarkStrategy
+from flinklet.datastream.connectors import NumberSequenceSource
 
 FULL_RECORDS = 2_000_000
 QUICK_RECORDS = 200_000

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flinklet.datastream import StreamExecutionEnvironment
-
 from benchmarks.registry import Outcome
+from flinklet.datastream import StreamExecutionEnvironment
 
 __all__ = ["Tally", "job_environment"]
 

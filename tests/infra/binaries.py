@@ -43,6 +43,12 @@ def find_bin_dir() -> Path:
     return Path(out.stdout.strip())
 
 
+def pinned_k8s_version(bin_dir: Path | None = None) -> str:
+    """The Kubernetes version the binaries were built at (``.../k8s-<version>/bin``)."""
+    directory = bin_dir if bin_dir is not None else find_bin_dir()
+    return directory.parent.name.removeprefix("k8s-")
+
+
 def require_binaries(names: Iterable[str], bin_dir: Path | None = None) -> Path:
     """Return the bin directory, or raise :class:`BinariesMissingError` naming what is missing
     and the command that builds it."""

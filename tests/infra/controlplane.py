@@ -71,8 +71,13 @@ class ControlPlane:
             self._pki = pki.generate(
                 self.run_dir / "pki",
                 ip_sans=(LOOPBACK, FIRST_SERVICE_IP),
-                dns_sans=("localhost", "kubernetes", "kubernetes.default",
-                          "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"),
+                dns_sans=(
+                    "localhost",
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                ),
             )
             self._write_token_file()
             self._start_etcd()
@@ -118,11 +123,17 @@ class ControlPlane:
         agent = ManagedProcess(
             "nodeagent",
             [
-                sys.executable, "-m", "tests.infra.nodeagent",
-                "--kubeconfig", str(self.run_dir / "nodeagent.kubeconfig"),
-                "--node-name", node_name,
-                "--pods-dir", str(pods_dir),
-                "--apiserver-port", str(self.apiserver_port),
+                sys.executable,
+                "-m",
+                "tests.infra.nodeagent",
+                "--kubeconfig",
+                str(self.run_dir / "nodeagent.kubeconfig"),
+                "--node-name",
+                node_name,
+                "--pods-dir",
+                str(pods_dir),
+                "--apiserver-port",
+                str(self.apiserver_port),
             ],
             self.logs_dir / "nodeagent.log",
             cwd=REPO_ROOT,
@@ -137,14 +148,22 @@ class ControlPlane:
                 node = self.http.get_or_none(f"/api/v1/nodes/{node_name}")
                 if node is None:
                     return False
-                conds = {c["type"]: c["status"] for c in node.get("status", {}).get(
-                    "conditions", [])}
-                taints = [t for t in node.get("spec", {}).get("taints", []) or []
-                          if t.get("effect") in ("NoSchedule", "NoExecute")]
+                conds = {
+                    c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])
+                }
+                taints = [
+                    t
+                    for t in node.get("spec", {}).get("taints", []) or []
+                    if t.get("effect") in ("NoSchedule", "NoExecute")
+                ]
                 return conds.get("Ready") == "True" and not taints
 
-            wait_for(f"node {node_name} Ready and untainted", schedulable,
-                     timeout=self.startup_timeout, check=agent.check_alive)
+            wait_for(
+                f"node {node_name} Ready and untainted",
+                schedulable,
+                timeout=self.startup_timeout,
+                check=agent.check_alive,
+            )
         except BaseException:
             self.stop()
             raise
@@ -221,17 +240,27 @@ class ControlPlane:
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
-                "--name", "flinklet-test",
-                "--data-dir", str(self.run_dir / "etcd"),
-                "--listen-client-urls", client_url,
-                "--advertise-client-urls", client_url,
-                "--listen-peer-urls", peer_url,
-                "--initial-advertise-peer-urls", peer_url,
-                "--initial-cluster", f"flinklet-test={peer_url}",
-                "--initial-cluster-state", "new",
+                "--name",
+                "flinklet-test",
+                "--data-dir",
+                str(self.run_dir / "etcd"),
+                "--listen-client-urls",
+                client_url,
+                "--advertise-client-urls",
+                client_url,
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+                "--initial-cluster",
+                f"flinklet-test={peer_url}",
+                "--initial-cluster-state",
+                "new",
                 "--unsafe-no-fsync",
-                "--quota-backend-bytes", str(2 * 1024**3),
-                "--log-level", "warn",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+                "--log-level",
+                "warn",
             ],
             self.logs_dir / "etcd.log",
         )
@@ -288,15 +317,19 @@ class ControlPlane:
         config: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{
-                "name": "flinklet-test",
-                "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
-            }],
+            "clusters": [
+                {
+                    "name": "flinklet-test",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
+                }
+            ],
             "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [{
-                "name": "flinklet-test",
-                "context": {"cluster": "flinklet-test", "user": user, "namespace": "default"},
-            }],
+            "contexts": [
+                {
+                    "name": "flinklet-test",
+                    "context": {"cluster": "flinklet-test", "user": user, "namespace": "default"},
+                }
+            ],
             "current-context": "flinklet-test",
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -304,25 +337,36 @@ class ControlPlane:
 
     def _write_kubeconfigs(self) -> None:
         self._kubeconfig(self.kubeconfig, "flinklet-admin", self.token)
-        self._kubeconfig(self.run_dir / "controller-manager.kubeconfig",
-                         "system:kube-controller-manager", self._cm_token)
-        self._kubeconfig(self.run_dir / "scheduler.kubeconfig", "system:kube-scheduler",
-                         self._sched_token)
-        self._kubeconfig(self.run_dir / "nodeagent.kubeconfig", "flinklet-node-agent",
-                         self._agent_token)
+        self._kubeconfig(
+            self.run_dir / "controller-manager.kubeconfig",
+            "system:kube-controller-manager",
+            self._cm_token,
+        )
+        self._kubeconfig(
+            self.run_dir / "scheduler.kubeconfig", "system:kube-scheduler", self._sched_token
+        )
+        self._kubeconfig(
+            self.run_dir / "nodeagent.kubeconfig", "flinklet-node-agent", self._agent_token
+        )
 
     def _wait_apiserver_ready(self) -> None:
         apiserver = self._procs["kube-apiserver"]
 
         def ready() -> bool:
             try:
-                self.http.request("GET", "/readyz")
+                if self.http.get_text("/readyz").strip() != "ok":
+                    return False
             except KubeHTTPError:
                 return False
             return self.http.get_or_none("/api/v1/namespaces/default") is not None
 
-        wait_for("kube-apiserver /readyz and namespace default", ready,
-                 timeout=self.startup_timeout, interval=0.25, check=apiserver.check_alive)
+        wait_for(
+            "kube-apiserver /readyz and namespace default",
+            ready,
+            timeout=self.startup_timeout,
+            interval=0.25,
+            check=apiserver.check_alive,
+        )
 
     def _start_controller_manager(self) -> None:
         assert self._pki is not None
@@ -372,8 +416,13 @@ class ControlPlane:
             lease = self.http.get_or_none(path)
             return bool(lease and lease.get("spec", {}).get("holderIdentity"))
 
-        wait_for(f"{name} to hold its leader lease", held, timeout=self.startup_timeout,
-                 interval=0.3, check=proc.check_alive)
+        wait_for(
+            f"{name} to hold its leader lease",
+            held,
+            timeout=self.startup_timeout,
+            interval=0.3,
+            check=proc.check_alive,
+        )
 
 
 def _kill_leftover_pod_processes(pods_dir: Path) -> None:

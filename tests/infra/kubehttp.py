@@ -7,6 +7,7 @@ the official client use :meth:`tests.infra.controlplane.ControlPlane.api_client`
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class KubeHTTP:
         self._client = httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            verify=str(ca_file),
+            verify=ssl.create_default_context(cafile=str(ca_file)),
             timeout=timeout,
         )
 
@@ -92,6 +93,13 @@ class KubeHTTP:
         data = resp.json()
         return data if isinstance(data, dict) else {"items": data}
 
+    def get_text(self, path: str) -> str:
+        """GET a non-JSON endpoint such as ``/readyz``."""
+        resp = self._client.get(path, headers={"Accept": "*/*"})
+        if resp.status_code >= 300:
+            raise KubeHTTPError("GET", path, resp.status_code, resp.text)
+        return resp.text
+
     def get(self, path: str, *, params: Mapping[str, str | int] | None = None) -> JSON:
         return self.request("GET", path, params=params)
 
@@ -101,9 +109,7 @@ class KubeHTTP:
     def put(self, path: str, body: Mapping[str, Any]) -> JSON:
         return self.request("PUT", path, body=body)
 
-    def patch(
-        self, path: str, body: Mapping[str, Any], *, kind: str = "merge"
-    ) -> JSON:
+    def patch(self, path: str, body: Mapping[str, Any], *, kind: str = "merge") -> JSON:
         """``kind`` is ``merge`` (RFC 7386) or ``strategic``."""
         content_type = {
             "merge": "application/merge-patch+json",

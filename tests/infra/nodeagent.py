@@ -51,6 +51,7 @@ MAX_GRACE = 30.0  # longest we wait after SIGTERM before SIGKILL
 BACKOFF_BASE = 1.0  # restart back-off: 1 s, 2 s, 4 s ... capped at BACKOFF_MAX
 BACKOFF_MAX = 10.0
 
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -61,11 +62,22 @@ def _now_micro() -> str:
 
 # ---------------------------------------------------------------------------- quantities
 _SUFFIXES = {
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-    "P": Decimal("1e15"), "E": Decimal("1e18"),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
 }
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 
@@ -224,8 +236,14 @@ class NodeAgent:
             "capacity": self.capacity,
             "allocatable": self.capacity,
             "conditions": [
-                {"type": t, "status": s, "reason": r, "message": m,
-                 "lastHeartbeatTime": now, "lastTransitionTime": self._transition_time}
+                {
+                    "type": t,
+                    "status": s,
+                    "reason": r,
+                    "message": m,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": self._transition_time,
+                }
                 for t, s, r, m in cond
             ],
             "addresses": [
@@ -234,11 +252,16 @@ class NodeAgent:
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
-                "machineID": "flinklet", "systemUUID": "flinklet", "bootID": "flinklet",
-                "kernelVersion": os.uname().release, "osImage": "flinklet node agent",
+                "machineID": "flinklet",
+                "systemUUID": "flinklet",
+                "bootID": "flinklet",
+                "kernelVersion": os.uname().release,
+                "osImage": "flinklet node agent",
                 "containerRuntimeVersion": "flinklet://local-process",
-                "kubeletVersion": self._server_version, "kubeProxyVersion": "",
-                "operatingSystem": "linux", "architecture": "amd64",
+                "kubeletVersion": self._server_version,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
             },
         }
 
@@ -247,22 +270,35 @@ class NodeAgent:
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + HEARTBEAT_INTERVAL
-        self.http.patch(f"/api/v1/nodes/{self.node_name}/status",
-                        {"status": self._node_status()})
+        self.http.patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self._node_status()})
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
-        spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": LEASE_DURATION,
-                "renewTime": _now_micro()}
+        spec = {
+            "holderIdentity": self.node_name,
+            "leaseDurationSeconds": LEASE_DURATION,
+            "renewTime": _now_micro(),
+        }
         lease = self.http.get_or_none(path)
         if lease is None:
-            self.http.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {
-                    "name": self.node_name, "namespace": "kube-node-lease",
-                    "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
-                                         "name": self.node_name, "uid": self._node_uid}],
+            self.http.post(
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": self.node_name,
+                        "namespace": "kube-node-lease",
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "v1",
+                                "kind": "Node",
+                                "name": self.node_name,
+                                "uid": self._node_uid,
+                            }
+                        ],
+                    },
+                    "spec": spec,
                 },
-                "spec": spec,
-            })
+            )
         else:
             lease["spec"].update(spec)
             self.http.put(path, lease)
@@ -326,8 +362,13 @@ class NodeAgent:
         def make(c: JSON, init: bool) -> Container:
             cdir = directory / c["name"]
             cdir.mkdir(exist_ok=True)
-            container = Container(name=c["name"], spec=c, directory=cdir,
-                                  policy=spec.get("restartPolicy", "Always"), init=init)
+            container = Container(
+                name=c["name"],
+                spec=c,
+                directory=cdir,
+                policy=spec.get("restartPolicy", "Always"),
+                init=init,
+            )
             if not init:
                 if c.get("readinessProbe"):
                     container.readiness = Probe(c["readinessProbe"])
@@ -371,14 +412,19 @@ class NodeAgent:
                     "kind": "TokenRequest",
                     "spec": {
                         "expirationSeconds": 3600 * 6,
-                        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
-                                           "name": run.name, "uid": run.uid},
+                        "boundObjectRef": {
+                            "apiVersion": "v1",
+                            "kind": "Pod",
+                            "name": run.name,
+                            "uid": run.uid,
+                        },
                     },
                 },
             )
         except KubeHTTPError as exc:
-            log.warning("pod %s/%s: no token for service account %s: %s",
-                        run.namespace, run.name, sa, exc)
+            log.warning(
+                "pod %s/%s: no token for service account %s: %s", run.namespace, run.name, sa, exc
+            )
             return
         sa_dir = run.directory / "serviceaccount"
         sa_dir.mkdir(exist_ok=True)
@@ -387,16 +433,33 @@ class NodeAgent:
         if self.ca_file is not None:
             (sa_dir / "ca.crt").write_bytes(self.ca_file.read_bytes())
         kubeconfig = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "in-cluster", "cluster": {
-                "server": f"https://{LOOPBACK}:{self.apiserver_port}",
-                "certificate-authority": str(sa_dir / "ca.crt"),
-            }}],
-            "users": [{"name": f"system:serviceaccount:{run.namespace}:{sa}",
-                       "user": {"tokenFile": str(sa_dir / "token")}}],
-            "contexts": [{"name": "in-cluster", "context": {
-                "cluster": "in-cluster", "namespace": run.namespace,
-                "user": f"system:serviceaccount:{run.namespace}:{sa}"}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "in-cluster",
+                    "cluster": {
+                        "server": f"https://{LOOPBACK}:{self.apiserver_port}",
+                        "certificate-authority": str(sa_dir / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": f"system:serviceaccount:{run.namespace}:{sa}",
+                    "user": {"tokenFile": str(sa_dir / "token")},
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "in-cluster",
+                    "context": {
+                        "cluster": "in-cluster",
+                        "namespace": run.namespace,
+                        "user": f"system:serviceaccount:{run.namespace}:{sa}",
+                    },
+                }
+            ],
             "current-context": "in-cluster",
         }
         (run.directory / "kubeconfig").write_text(json.dumps(kubeconfig, indent=2))
@@ -435,12 +498,17 @@ class NodeAgent:
         log.info("container %s exited with %d", c.directory, code)
         self._exited(c, code, "Completed" if code == 0 else "Error", container_id=container_id)
 
-    def _exited(self, c: Container, code: int, reason: str, *, message: str = "",
-                container_id: str = "") -> None:
+    def _exited(
+        self, c: Container, code: int, reason: str, *, message: str = "", container_id: str = ""
+    ) -> None:
         """Record a terminated container and decide whether it restarts (restartPolicy)."""
         c.exit_code = code
-        terminated: JSON = {"exitCode": code, "reason": reason, "startedAt": c.started_at,
-                            "finishedAt": _now()}
+        terminated: JSON = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": c.started_at,
+            "finishedAt": _now(),
+        }
         if message:
             terminated["message"] = message
         if container_id:
@@ -453,10 +521,12 @@ class NodeAgent:
             delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(c.restart_count, 10))
             c.next_start = time.monotonic() + delay
             c.last_state = {"terminated": terminated}
-            c.state = {"waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off {delay:.0f}s restarting failed container {c.name}",
-            }}
+            c.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {delay:.0f}s restarting failed container {c.name}",
+                }
+            }
         else:
             c.done = True
             c.state = {"terminated": terminated}
@@ -472,11 +542,13 @@ class NodeAgent:
         command = [expand(str(a), env) for a in c.spec.get("command", []) or []]
         args = [expand(str(a), env) for a in c.spec.get("args", []) or []]
         if not command:
-            c.state = {"waiting": {
-                "reason": "CreateContainerConfigError",
-                "message": "the flinklet node agent ignores images: the container needs a "
-                           "command",
-            }}
+            c.state = {
+                "waiting": {
+                    "reason": "CreateContainerConfigError",
+                    "message": "the flinklet node agent ignores images: the container needs a "
+                    "command",
+                }
+            }
             c.next_start = time.monotonic() + 5.0
             return
         log_path = c.directory / "output.log"
@@ -515,8 +587,14 @@ class NodeAgent:
                 probe.ok = False
                 probe.next_at = c.started_mono + float(probe.spec.get("initialDelaySeconds", 0))
         (c.directory / "pid").write_text(str(c.proc.pid))
-        log.info("started %s/%s container %s: pid %d (%s)", run.namespace, run.name, c.name,
-                 c.proc.pid, " ".join(command + args))
+        log.info(
+            "started %s/%s container %s: pid %d (%s)",
+            run.namespace,
+            run.name,
+            c.name,
+            c.proc.pid,
+            " ".join(command + args),
+        )
 
     def _environment(self, pod: JSON, run: PodRun, c: Container) -> dict[str, str]:
         meta = pod["metadata"]
@@ -524,18 +602,20 @@ class NodeAgent:
         # Drop the agent's own connection settings; the pod gets its own below.
         for key in ("KUBECONFIG", "FLINKLET_NODE_AGENT_CONTAINER_ID"):
             env.pop(key, None)
-        env.update({
-            "HOSTNAME": meta["name"],
-            "KUBERNETES_SERVICE_HOST": LOOPBACK,
-            "KUBERNETES_SERVICE_PORT": str(self.apiserver_port),
-            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.apiserver_port),
-            "FLINKLET_HOST_OVERRIDE": LOOPBACK,
-            "FLINKLET_NODE_AGENT": "1",
-            "FLINKLET_POD_NAME": meta["name"],
-            "FLINKLET_POD_NAMESPACE": meta["namespace"],
-            "FLINKLET_POD_DIR": str(run.directory),
-            "FLINKLET_NODE_AGENT_CONTAINER_ID": str(c.directory),
-        })
+        env.update(
+            {
+                "HOSTNAME": meta["name"],
+                "KUBERNETES_SERVICE_HOST": LOOPBACK,
+                "KUBERNETES_SERVICE_PORT": str(self.apiserver_port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(self.apiserver_port),
+                "FLINKLET_HOST_OVERRIDE": LOOPBACK,
+                "FLINKLET_NODE_AGENT": "1",
+                "FLINKLET_POD_NAME": meta["name"],
+                "FLINKLET_POD_NAMESPACE": meta["namespace"],
+                "FLINKLET_POD_DIR": str(run.directory),
+                "FLINKLET_NODE_AGENT_CONTAINER_ID": str(c.directory),
+            }
+        )
         if (run.directory / "kubeconfig").exists():
             env["KUBECONFIG"] = str(run.directory / "kubeconfig")
             env["FLINKLET_SERVICEACCOUNT_DIR"] = str(run.directory / "serviceaccount")
@@ -546,8 +626,9 @@ class NodeAgent:
                 ref = source.get(ref_key)
                 if ref is None:
                     continue
-                data = self._read_data(kind, meta["namespace"], ref["name"],
-                                       optional=bool(ref.get("optional")))
+                data = self._read_data(
+                    kind, meta["namespace"], ref["name"], optional=bool(ref.get("optional"))
+                )
                 declared.update({prefix + k: v for k, v in data.items()})
         for item in c.spec.get("env", []) or []:
             name = item["name"]
@@ -561,8 +642,7 @@ class NodeAgent:
         env.update(declared)
         return env
 
-    def _read_data(self, kind: str, namespace: str, name: str, *, optional: bool) -> dict[
-            str, str]:
+    def _read_data(self, kind: str, namespace: str, name: str, *, optional: bool) -> dict[str, str]:
         obj = self.http.get_or_none(f"/api/v1/namespaces/{namespace}/{kind}/{name}")
         if obj is None:
             if optional:
@@ -633,8 +713,7 @@ class NodeAgent:
                 if probe.failures >= int(probe.spec.get("failureThreshold", 3)):
                     probe.ok = False
                     if kind == "liveness" and c.proc is not None:
-                        log.info("container %s failed its liveness probe: restarting",
-                                 c.directory)
+                        log.info("container %s failed its liveness probe: restarting", c.directory)
                         self._signal(c, signal.SIGKILL)
 
     def _run_probe(self, c: Container, spec: JSON) -> bool:
@@ -660,9 +739,14 @@ class NodeAgent:
         if "exec" in spec:
             try:
                 done = subprocess.run(
-                    spec["exec"]["command"], cwd=c.directory, env=c.env,
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, timeout=timeout, check=False,
+                    spec["exec"]["command"],
+                    cwd=c.directory,
+                    env=c.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=timeout,
+                    check=False,
                 )
             except (OSError, subprocess.TimeoutExpired):
                 return False
@@ -695,8 +779,12 @@ class NodeAgent:
         previous = run.transitions.get(ctype)
         if previous is None or previous[0] != status:
             run.transitions[ctype] = (status, _now())
-        return {"type": ctype, "status": status, "lastProbeTime": None,
-                "lastTransitionTime": run.transitions[ctype][1]}
+        return {
+            "type": ctype,
+            "status": status,
+            "lastProbeTime": None,
+            "lastTransitionTime": run.transitions[ctype][1],
+        }
 
     @staticmethod
     def _container_status(c: Container) -> JSON:
@@ -745,8 +833,10 @@ class NodeAgent:
             status["initContainerStatuses"] = [self._container_status(c) for c in run.init]
         if status == run.last_status:
             return
-        self.http.patch(f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status",
-                        {"metadata": {"uid": run.uid}, "status": status})
+        self.http.patch(
+            f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status",
+            {"metadata": {"uid": run.uid}, "status": status},
+        )
         run.last_status = status
 
     # ---------------------------------------------------------------- termination
@@ -786,8 +876,7 @@ class NodeAgent:
             if run.kill_deadline is None:
                 grace = float(meta.get("deletionGracePeriodSeconds") or 0)
                 run.kill_deadline = now + min(grace, MAX_GRACE)
-                log.info("pod %s/%s deleted: SIGTERM, grace %.0fs", run.namespace, run.name,
-                         grace)
+                log.info("pod %s/%s deleted: SIGTERM, grace %.0fs", run.namespace, run.name, grace)
                 self._signal_all(run, signal.SIGTERM)
             if now < run.kill_deadline and any(self._alive(c) for c in run.all_containers()):
                 return
@@ -797,9 +886,15 @@ class NodeAgent:
             return  # someone else still holds it; the API server deletes it later
         path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
         try:
-            self.http.delete(path, {"apiVersion": "v1", "kind": "DeleteOptions",
-                                    "gracePeriodSeconds": 0,
-                                    "preconditions": {"uid": meta["uid"]}})
+            self.http.delete(
+                path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
+            )
             log.info("pod %s/%s: deletion confirmed", meta["namespace"], meta["name"])
         except KubeHTTPError as exc:
             if exc.status not in (404, 409):
@@ -817,9 +912,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pods", default="110")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     http = KubeHTTP.from_kubeconfig(args.kubeconfig)
     import yaml
 
@@ -831,8 +928,12 @@ def main(argv: list[str] | None = None) -> int:
         args.pods_dir,
         apiserver_port=args.apiserver_port,
         ca_file=ca_file,
-        capacity={"cpu": args.cpu, "memory": args.memory, "pods": args.max_pods,
-                  "ephemeral-storage": "100Gi"},
+        capacity={
+            "cpu": args.cpu,
+            "memory": args.memory,
+            "pods": args.max_pods,
+            "ephemeral-storage": "100Gi",
+        },
     )
 
     def stop(signum: int, _frame: object) -> None:

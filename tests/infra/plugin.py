@@ -75,8 +75,9 @@ def k8s_control_plane(
     try:
         control_plane.start()
     except Exception as exc:
-        pytest.fail(f"the control plane did not start: {exc}\n{control_plane.describe()}",
-                    pytrace=False)
+        pytest.fail(
+            f"the control plane did not start: {exc}\n{control_plane.describe()}", pytrace=False
+        )
     try:
         yield control_plane
     finally:
@@ -110,8 +111,10 @@ def s3_server(request: pytest.FixtureRequest, flinklet_infra_run_dir: Path) -> I
     try:
         server.start()
     except Exception as exc:
-        pytest.fail(f"the S3 server did not start: {exc}\nlog {server.log_path}:\n"
-                    f"{tail(server.log_path)}", pytrace=False)
+        pytest.fail(
+            f"the S3 server did not start: {exc}\nlog {server.log_path}:\n{tail(server.log_path)}",
+            pytrace=False,
+        )
     try:
         yield server
     finally:

@@ -165,8 +165,7 @@ class ManagedProcess:
         code = self._proc.poll()
         if code is not None:
             raise RuntimeError(
-                f"{self.name} exited with code {code}; log {self.log_path}:\n"
-                f"{tail(self.log_path)}"
+                f"{self.name} exited with code {code}; log {self.log_path}:\n{tail(self.log_path)}"
             )
 
     def stop(self) -> int | None:

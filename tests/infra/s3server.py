@@ -64,9 +64,12 @@ class S3Server:
                 str(self.bin_dir / "minio"),
                 "server",
                 str(data_dir),
-                "--address", f"{LOOPBACK}:{self.port}",
-                "--console-address", f"{LOOPBACK}:{console_port}",
-                "--certs-dir", str(self.run_dir / "certs"),
+                "--address",
+                f"{LOOPBACK}:{self.port}",
+                "--console-address",
+                f"{LOOPBACK}:{console_port}",
+                "--certs-dir",
+                str(self.run_dir / "certs"),
                 "--quiet",
             ],
             self.log_path,
@@ -79,13 +82,20 @@ class S3Server:
                 resp = httpx.get(f"{self.endpoint}/minio/health/ready", timeout=2)
                 return resp.status_code == 200
 
-            wait_for("MinIO /minio/health/ready", ready, timeout=self.startup_timeout,
-                     check=self._proc.check_alive)
+            wait_for(
+                "MinIO /minio/health/ready",
+                ready,
+                timeout=self.startup_timeout,
+                check=self._proc.check_alive,
+            )
             client = self.client()
             client.create_bucket(Bucket=self.bucket)
-            wait_for(f"bucket {self.bucket}",
-                     lambda: client.head_bucket(Bucket=self.bucket) is not None,
-                     timeout=self.startup_timeout, check=self._proc.check_alive)
+            wait_for(
+                f"bucket {self.bucket}",
+                lambda: client.head_bucket(Bucket=self.bucket) is not None,
+                timeout=self.startup_timeout,
+                check=self._proc.check_alive,
+            )
         except BaseException:
             self.stop()
             raise

@@ -382,6 +382,20 @@ class CheckpointingOptions:
     )
 
 
+class StateRecoveryOptions:
+    SAVEPOINT_PATH = _str_or_none(
+        "execution.state-recovery.path",
+        "Checkpoint or savepoint directory to restore the job from.",
+        "execution.savepoint.path",
+    )
+    IGNORE_UNCLAIMED_STATE = _bool(
+        "execution.state-recovery.ignore-unclaimed-state",
+        False,
+        "Allow state of operators that are no longer in the job to be skipped on restore.",
+        "execution.savepoint.ignore-unclaimed-state",
+    )
+
+
 class StateBackendOptions:
     STATE_BACKEND = (
         _key("state.backend.type")
@@ -529,6 +543,7 @@ _OPTION_GROUPS: tuple[type, ...] = (
     PipelineOptions,
     ExecutionOptions,
     CheckpointingOptions,
+    StateRecoveryOptions,
     StateBackendOptions,
     RocksDBOptions,
     RestartStrategyOptions,

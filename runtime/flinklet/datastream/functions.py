@@ -48,6 +48,8 @@ W = TypeVar("W", bound="Window")
 __all__ = [
     "AggregateFunction",
     "AllWindowFunction",
+    "CheckpointListener",
+    "CheckpointedFunction",
     "BroadcastProcessFunction",
     "CoFlatMapFunction",
     "CoGroupFunction",
@@ -56,6 +58,8 @@ __all__ = [
     "FilterFunction",
     "FlatMapFunction",
     "Function",
+    "FunctionInitializationContext",
+    "FunctionSnapshotContext",
     "JoinFunction",
     "KeySelector",
     "KeyedBroadcastProcessFunction",
@@ -422,6 +426,60 @@ class SourceFunction(Function, Generic[OUT]):
 
     @abc.abstractmethod
     def cancel(self) -> None: ...
+
+
+# ------------------------------------------------------------------------ checkpointing
+
+
+class FunctionSnapshotContext(abc.ABC):
+    @abc.abstractmethod
+    def get_checkpoint_id(self) -> int: ...
+
+    @abc.abstractmethod
+    def get_checkpoint_timestamp(self) -> int: ...
+
+
+class FunctionInitializationContext(abc.ABC):
+    @abc.abstractmethod
+    def is_restored(self) -> bool: ...
+
+    @abc.abstractmethod
+    def get_operator_state_store(self) -> Any:
+        """``get_list_state`` (even-split on rescale), ``get_union_list_state`` (every
+        subtask gets all), ``get_broadcast_state``."""
+
+    @abc.abstractmethod
+    def get_keyed_state_store(self) -> Any: ...
+
+
+class CheckpointedFunction(abc.ABC):
+    """A function with operator state it writes at every checkpoint::
+
+        class BufferingSink(SinkFunction, CheckpointedFunction):
+            def initialize_state(self, context):
+                self.state = context.get_operator_state_store().get_list_state(
+                    ListStateDescriptor("buffer", Types.PICKLED_BYTE_ARRAY()))
+                self.buffer = list(self.state.get()) if context.is_restored() else []
+
+            def snapshot_state(self, context):
+                self.state.update(self.buffer)
+    """
+
+    @abc.abstractmethod
+    def snapshot_state(self, context: FunctionSnapshotContext) -> None: ...
+
+    @abc.abstractmethod
+    def initialize_state(self, context: FunctionInitializationContext) -> None: ...
+
+
+class CheckpointListener(abc.ABC):
+    """Notified when a checkpoint completed (state is durable) or was aborted."""
+
+    @abc.abstractmethod
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None: ...
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:  # noqa: B027
+        pass
 
 
 # ------------------------------------------------------------------ windows and joins

@@ -19,6 +19,7 @@ import logging
 import threading
 from typing import Any
 
+from flinklet._private.checkpoint.coordinator import CheckpointSettings
 from flinklet._private.exec.executor import ExecutionSettings, LocalJob
 from flinklet._private.exec.sources import (
     CollectionSource,
@@ -50,6 +51,7 @@ from flinklet.common.job_status import JobStatus
 from flinklet.common.restart_strategy import RestartStrategyConfiguration, restart_backoff_from
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream.connectors.base import Source
+from flinklet.datastream.checkpoint_config import CheckpointConfig
 from flinklet.datastream.data_stream import DataStream
 from flinklet.datastream.execution_mode import RuntimeExecutionMode
 from flinklet.errors import ApiUsageError, ConfigurationError
@@ -142,6 +144,19 @@ class JobClient:
 
     def get_job_execution_result(self) -> concurrent.futures.Future[JobExecutionResult]:
         return self._result
+
+    def trigger_savepoint(
+        self, savepoint_directory: str | None = None
+    ) -> concurrent.futures.Future[str]:
+        """Take a savepoint; the future's result is the savepoint directory."""
+        return self._job.trigger_savepoint(savepoint_directory)
+
+    def stop_with_savepoint(
+        self, advance_to_end_of_event_time: bool = False, savepoint_directory: str | None = None
+    ) -> concurrent.futures.Future[str]:
+        """Stop the job with a savepoint. With ``advance_to_end_of_event_time`` (drain) the
+        sources end and the final watermark fires every timer and window first."""
+        return self._job.stop_with_savepoint(savepoint_directory, advance_to_end_of_event_time)
 
 
 class StreamExecutionEnvironment:
@@ -268,6 +283,9 @@ class StreamExecutionEnvironment:
             self._conf.set(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE, mode.name)
         return self
 
+    def get_checkpoint_config(self) -> CheckpointConfig:
+        return CheckpointConfig(self)
+
     def get_checkpoint_interval(self) -> int:
         from flinklet.common.config_options import CheckpointingOptions
 
@@ -372,7 +390,26 @@ class StreamExecutionEnvironment:
         timeout = conf.get(ExecutionOptions.BUFFER_TIMEOUT)
         if not conf.get(ExecutionOptions.BUFFER_TIMEOUT_ENABLED):
             timeout = -1
+        backend = self._state_backend
+        if backend is None:
+            from flinklet.common.config_options import RocksDBOptions, StateBackendOptions
+            from flinklet.datastream.state_backend import (
+                EmbeddedRocksDBStateBackend,
+                HashMapStateBackend,
+            )
+
+            if conf.get(StateBackendOptions.STATE_BACKEND) == "rocksdb":
+                from flinklet.common.config_options import CheckpointingOptions as C
+
+                backend = EmbeddedRocksDBStateBackend(
+                    bool(conf.get(C.INCREMENTAL_CHECKPOINTS)),
+                    conf.get(RocksDBOptions.LOCAL_DIRECTORIES),
+                )
+            else:
+                backend = HashMapStateBackend()
         return ExecutionSettings(
+            keyed_backend_factory=backend.create_keyed_backend,
+            checkpointing=checkpointing,
             buffer_records=conf.get(NettyShuffleEnvironmentOptions.NETWORK_BUFFER_RECORDS),
             buffers_per_channel=conf.get(
                 NettyShuffleEnvironmentOptions.NETWORK_BUFFERS_PER_CHANNEL
@@ -436,12 +473,45 @@ class StreamExecutionEnvironment:
             indent=2,
         )
 
+    def _checkpoint_settings(self) -> CheckpointSettings:
+        from flinklet.common.config_options import CheckpointingOptions as C
+
+        conf = self._conf
+        interval = conf.get(C.CHECKPOINTING_INTERVAL)
+        storage = conf.get(C.CHECKPOINTS_DIRECTORY)
+        if interval is not None and interval > 0 and storage is None:
+            import tempfile
+
+            storage = "file://" + tempfile.gettempdir() + "/flinklet-checkpoints"
+            log.info("No execution.checkpointing.dir set: checkpoints go to %s", storage)
+        options = {k: v for k, v in conf.to_dict().items() if k.startswith("s3.")}
+        return CheckpointSettings(
+            interval_ms=interval,
+            exactly_once=conf.get(C.CHECKPOINTING_CONSISTENCY_MODE) == "EXACTLY_ONCE",
+            timeout_ms=int(conf.get(C.CHECKPOINTING_TIMEOUT)),
+            min_pause_ms=int(conf.get(C.MIN_PAUSE_BETWEEN_CHECKPOINTS)),
+            max_concurrent=int(conf.get(C.MAX_CONCURRENT_CHECKPOINTS)),
+            tolerable_failures=int(conf.get(C.TOLERABLE_FAILURE_NUMBER)),
+            num_retained=int(conf.get(C.MAX_RETAINED_CHECKPOINTS)),
+            retention=conf.get(C.EXTERNALIZED_CHECKPOINT_RETENTION),
+            storage_uri=storage,
+            savepoint_dir=conf.get(C.SAVEPOINT_DIRECTORY),
+            storage_options=options,
+        )
+
     def _prepare(self, job_name: str | None) -> tuple[str, LocalJob]:
         from flinklet.common.config_options import PipelineOptions as P
+        from flinklet.common.config_options import StateRecoveryOptions as R
 
         name = job_name or self._conf.get(P.NAME) or "Flink Streaming Job"
         job_graph = build_job_graph(self.get_stream_graph(name))
-        job = LocalJob(job_graph, self._settings(job_graph))
+        job = LocalJob(
+            job_graph,
+            self._settings(job_graph),
+            checkpoint_settings=self._checkpoint_settings(),
+            restore_from=self._conf.get(R.SAVEPOINT_PATH),
+            allow_non_restored_state=bool(self._conf.get(R.IGNORE_UNCLAIMED_STATE)),
+        )
         self._last_job = job
         return name, job
 

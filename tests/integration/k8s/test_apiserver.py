@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.infra.binaries import pinned_k8s_version
 from tests.infra.controlplane import ControlPlane
 from tests.infra.kubehttp import KubeHTTP, KubeHTTPError
 from tests.infra.procs import wait_for
@@ -27,35 +28,47 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": GROUP,
         "scope": "Namespaced",
-        "names": {"kind": "Widget", "listKind": "WidgetList", "plural": "widgets",
-                  "singular": "widget"},
-        "versions": [{
-            "name": "v1",
-            "served": True,
-            "storage": True,
-            "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "required": ["spec"],
-                "properties": {
-                    "spec": {
+        "names": {
+            "kind": "Widget",
+            "listKind": "WidgetList",
+            "plural": "widgets",
+            "singular": "widget",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
                         "type": "object",
-                        "required": ["size"],
+                        "required": ["spec"],
                         "properties": {
-                            "size": {"type": "integer", "minimum": 1},
-                            "maxSize": {"type": "integer"},
-                            "color": {"type": "string", "enum": ["red", "blue"]},
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 1},
+                                    "maxSize": {"type": "integer"},
+                                    "color": {"type": "string", "enum": ["red", "blue"]},
+                                },
+                                "x-kubernetes-validations": [
+                                    {
+                                        "rule": "!has(self.maxSize) || self.size <= self.maxSize",
+                                        "message": "size must not exceed maxSize",
+                                    }
+                                ],
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {"observed": {"type": "integer"}},
+                            },
                         },
-                        "x-kubernetes-validations": [{
-                            "rule": "!has(self.maxSize) || self.size <= self.maxSize",
-                            "message": "size must not exceed maxSize",
-                        }],
-                    },
-                    "status": {"type": "object",
-                               "properties": {"observed": {"type": "integer"}}},
+                    }
                 },
-            }},
-        }],
+            }
+        ],
     },
 }
 
@@ -90,7 +103,8 @@ def widget_crd(api: client.ApiClient, k8s_control_plane: ControlPlane) -> Iterat
 
     def established() -> bool:
         crd = k8s_control_plane.http.get(
-            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}")
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
+        )
         conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
         if conds.get("Established") != "True":
             return False
@@ -103,26 +117,31 @@ def widget_crd(api: client.ApiClient, k8s_control_plane: ControlPlane) -> Iterat
 
 
 def _widget(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": name},
-            "spec": spec}
+    return {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
 
 
-def test_server_reports_the_pinned_version(api: client.ApiClient) -> None:
+def test_server_reports_the_pinned_version(
+    api: client.ApiClient, k8s_control_plane: ControlPlane
+) -> None:
+    pinned = pinned_k8s_version(k8s_control_plane.bin_dir)  # e.g. v1.34.4
     info = client.VersionApi(api).get_code()
-    assert info.major == "1"
-    assert info.git_version.startswith(f"v1.{info.minor.rstrip('+')}.")
+    assert info.git_version == pinned
+    assert (info.major, info.minor) == tuple(pinned.removeprefix("v").split(".")[:2])
     assert info.git_tree_state == "clean"
 
 
-def test_crd_accepts_a_valid_object(
-    api: client.ApiClient, namespace: str, widget_crd: str
-) -> None:
+def test_crd_accepts_a_valid_object(api: client.ApiClient, namespace: str, widget_crd: str) -> None:
     objs = client.CustomObjectsApi(api)
-    created = cast(dict[str, Any], objs.create_namespaced_custom_object(
-        GROUP, "v1", namespace, "widgets", _widget("ok", {"size": 3, "maxSize": 5})))
+    created = cast(
+        dict[str, Any],
+        objs.create_namespaced_custom_object(
+            GROUP, "v1", namespace, "widgets", _widget("ok", {"size": 3, "maxSize": 5})
+        ),
+    )
     assert created["spec"] == {"size": 3, "maxSize": 5}
-    fetched = cast(dict[str, Any], objs.get_namespaced_custom_object(
-        GROUP, "v1", namespace, "widgets", "ok"))
+    fetched = cast(
+        dict[str, Any], objs.get_namespaced_custom_object(GROUP, "v1", namespace, "widgets", "ok")
+    )
     assert fetched["spec"]["size"] == 3
     assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
 
@@ -130,22 +149,29 @@ def test_crd_accepts_a_valid_object(
 @pytest.mark.parametrize(
     ("name", "spec", "field", "text"),
     [
-        ("too-small", {"size": 0}, "spec.size",
-         "should be greater than or equal to 1"),
+        ("too-small", {"size": 0}, "spec.size", "should be greater than or equal to 1"),
         ("missing", {"maxSize": 2}, "spec.size", "Required value"),
-        ("bad-color", {"size": 1, "color": "green"}, "spec.color",
-         'supported values: "red", "blue"'),
+        (
+            "bad-color",
+            {"size": 1, "color": "green"},
+            "spec.color",
+            'supported values: "red", "blue"',
+        ),
         ("over-max", {"size": 5, "maxSize": 2}, "spec", "size must not exceed maxSize"),
     ],
 )
 def test_crd_schema_rejects_invalid_objects(
-    api: client.ApiClient, namespace: str, widget_crd: str, name: str,
-    spec: dict[str, Any], field: str, text: str,
+    api: client.ApiClient,
+    namespace: str,
+    widget_crd: str,
+    name: str,
+    spec: dict[str, Any],
+    field: str,
+    text: str,
 ) -> None:
     objs = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as info:
-        objs.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets",
-                                             _widget(name, spec))
+        objs.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", _widget(name, spec))
     assert info.value.status == 422
     body = _body(info.value)
     assert body["reason"] == "Invalid"
@@ -162,10 +188,13 @@ def test_lease_update_with_stale_resource_version_conflicts(
     api: client.ApiClient, namespace: str
 ) -> None:
     leases = client.CoordinationV1Api(api)
-    created = leases.create_namespaced_lease(namespace, client.V1Lease(
-        metadata=client.V1ObjectMeta(name="leader"),
-        spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
-    ))
+    created = leases.create_namespaced_lease(
+        namespace,
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(name="leader"),
+            spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+        ),
+    )
     assert created.metadata is not None and created.spec is not None
     stale_version = created.metadata.resource_version
     assert stale_version
@@ -198,11 +227,14 @@ def test_rbac_denies_until_a_role_is_bound(
 ) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader")))
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
     answer = core.create_namespaced_service_account_token(
-        "reader", namespace,
+        "reader",
+        namespace,
         client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
+        ),
     )
     assert answer.status is not None
     token = answer.status.token
@@ -214,25 +246,37 @@ def test_rbac_denies_until_a_role_is_bound(
             {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
         assert whoami["status"]["userInfo"]["username"] == (
-            f"system:serviceaccount:{namespace}:reader")
+            f"system:serviceaccount:{namespace}:reader"
+        )
         with pytest.raises(KubeHTTPError) as denied:
             as_reader.get(f"/api/v1/namespaces/{namespace}/configmaps")
         assert denied.value.status == 403
         assert denied.value.reason == "Forbidden"
 
         rbac = client.RbacAuthorizationV1Api(api)
-        rbac.create_namespaced_role(namespace, client.V1Role(
-            metadata=client.V1ObjectMeta(name="cm-reader"),
-            rules=[client.V1PolicyRule(api_groups=[""], resources=["configmaps"],
-                                       verbs=["get", "list"])],
-        ))
-        rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="cm-reader"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role",
-                                      name="cm-reader"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader",
-                                           namespace=namespace)],
-        ))
+        rbac.create_namespaced_role(
+            namespace,
+            client.V1Role(
+                metadata=client.V1ObjectMeta(name="cm-reader"),
+                rules=[
+                    client.V1PolicyRule(
+                        api_groups=[""], resources=["configmaps"], verbs=["get", "list"]
+                    )
+                ],
+            ),
+        )
+        rbac.create_namespaced_role_binding(
+            namespace,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name="cm-reader"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="Role", name="cm-reader"
+                ),
+                subjects=[
+                    client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)
+                ],
+            ),
+        )
         listed = wait_for(
             "the RoleBinding to take effect",
             lambda: as_reader.get(f"/api/v1/namespaces/{namespace}/configmaps"),
@@ -241,7 +285,8 @@ def test_rbac_denies_until_a_role_is_bound(
         assert listed["kind"] == "ConfigMapList"
         # Still no write access.
         with pytest.raises(KubeHTTPError) as no_write:
-            as_reader.post(f"/api/v1/namespaces/{namespace}/configmaps",
-                           {"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "x"}})
+            as_reader.post(
+                f"/api/v1/namespaces/{namespace}/configmaps",
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
+            )
         assert no_write.value.status == 403

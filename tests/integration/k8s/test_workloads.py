@@ -39,12 +39,15 @@ def api(cluster: ControlPlane) -> Iterator[client.ApiClient]:
 def namespace(api: client.ApiClient, cluster: ControlPlane) -> Iterator[str]:
     name = f"workloads-{secrets.token_hex(3)}"
     client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
     # The ServiceAccount admission plugin needs the "default" ServiceAccount, which
     # kube-controller-manager creates for every new namespace.
-    wait_for(f"ServiceAccount {name}/default",
-             lambda: cluster.http.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-             timeout=60)
+    wait_for(
+        f"ServiceAccount {name}/default",
+        lambda: cluster.http.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        timeout=60,
+    )
     yield name
     client.CoreV1Api(api).delete_namespace(name)
 
@@ -71,7 +74,8 @@ def _process_running(pid: int) -> bool:
 
 def _pods(cluster: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cluster.http.get(
-        f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector})["items"]
+        f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+    )["items"]
     return items
 
 
@@ -96,26 +100,43 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(
                     termination_grace_period_seconds=5,
-                    containers=[client.V1Container(
-                        name="main",
-                        image="python:3.11-slim",  # ignored by the node agent
-                        command=[sys.executable, "-c", SLEEPER],
-                        env=[
-                            client.V1EnvVar(name="GREETING", value="hello"),
-                            client.V1EnvVar(name="GREETING_TWICE",
-                                            value="$(GREETING) $(GREETING)"),
-                            client.V1EnvVar(name="MY_POD_NAME", value_from=client.V1EnvVarSource(
-                                field_ref=client.V1ObjectFieldSelector(
-                                    field_path="metadata.name"))),
-                            client.V1EnvVar(name="MY_NAMESPACE",
-                                            value_from=client.V1EnvVarSource(
-                                                field_ref=client.V1ObjectFieldSelector(
-                                                    field_path="metadata.namespace"))),
-                            client.V1EnvVar(name="MY_POD_IP", value_from=client.V1EnvVarSource(
-                                field_ref=client.V1ObjectFieldSelector(
-                                    field_path="status.podIP"))),
-                        ],
-                    )],
+                    containers=[
+                        client.V1Container(
+                            name="main",
+                            image="python:3.11-slim",  # ignored by the node agent
+                            command=[sys.executable, "-c", SLEEPER],
+                            env=[
+                                client.V1EnvVar(name="GREETING", value="hello"),
+                                client.V1EnvVar(
+                                    name="GREETING_TWICE", value="$(GREETING) $(GREETING)"
+                                ),
+                                client.V1EnvVar(
+                                    name="MY_POD_NAME",
+                                    value_from=client.V1EnvVarSource(
+                                        field_ref=client.V1ObjectFieldSelector(
+                                            field_path="metadata.name"
+                                        )
+                                    ),
+                                ),
+                                client.V1EnvVar(
+                                    name="MY_NAMESPACE",
+                                    value_from=client.V1EnvVarSource(
+                                        field_ref=client.V1ObjectFieldSelector(
+                                            field_path="metadata.namespace"
+                                        )
+                                    ),
+                                ),
+                                client.V1EnvVar(
+                                    name="MY_POD_IP",
+                                    value_from=client.V1EnvVarSource(
+                                        field_ref=client.V1ObjectFieldSelector(
+                                            field_path="status.podIP"
+                                        )
+                                    ),
+                                ),
+                            ],
+                        )
+                    ],
                 ),
             ),
         ),
@@ -131,8 +152,7 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
 
     rs = wait_for("the ReplicaSet", replica_set, timeout=60)
     owner = rs["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("Deployment", "sleeper",
-                                                            deployment_uid)
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Deployment", "sleeper", deployment_uid)
     assert owner["controller"] is True
     assert rs["spec"]["replicas"] == 2
 
@@ -140,10 +160,13 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
     def running_pods() -> list[dict[str, Any]] | None:
         pods = _pods(cluster, namespace, "app=sleeper")
         ready = [
-            p for p in pods
+            p
+            for p in pods
             if p["status"].get("phase") == "Running"
-            and any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in p["status"].get("conditions", []))
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", [])
+            )
         ]
         return ready if len(ready) == 2 and len(pods) == 2 else None
 
@@ -184,17 +207,22 @@ def test_deployment_runs_pods_as_local_processes_and_gc_cleans_up(
     # node agent stops the processes and confirms the pod deletions.
     apps.delete_namespaced_deployment("sleeper", namespace)
     wait_for("the ReplicaSet to be garbage-collected", lambda: replica_set() is None, timeout=60)
-    wait_for("the Pods to be deleted",
-             lambda: not _pods(cluster, namespace, "app=sleeper"), timeout=60)
-    wait_for("the processes to exit",
-             lambda: not any(_process_running(pid) for pid in pids.values()), timeout=30)
+    wait_for(
+        "the Pods to be deleted", lambda: not _pods(cluster, namespace, "app=sleeper"), timeout=60
+    )
+    wait_for(
+        "the processes to exit",
+        lambda: not any(_process_running(pid) for pid in pids.values()),
+        timeout=30,
+    )
     with pytest.raises(ApiException) as gone:
         apps.read_namespaced_deployment("sleeper", namespace)
     assert gone.value.status == 404
 
 
-def _bare_pod(name: str, command: list[str], restart_policy: str,
-              **container: Any) -> dict[str, Any]:
+def _bare_pod(
+    name: str, command: list[str], restart_policy: str, **container: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -202,8 +230,7 @@ def _bare_pod(name: str, command: list[str], restart_policy: str,
         "spec": {
             "restartPolicy": restart_policy,
             "terminationGracePeriodSeconds": 2,
-            "containers": [{"name": "main", "image": "ignored", "command": command,
-                            **container}],
+            "containers": [{"name": "main", "image": "ignored", "command": command, **container}],
         },
     }
 
@@ -213,18 +240,21 @@ def test_restart_policy_and_exit_codes(cluster: ControlPlane, namespace: str) ->
     base = f"/api/v1/namespaces/{namespace}/pods"
     http.post(base, _bare_pod("ok-once", [sys.executable, "-c", "print('done')"], "Never"))
     http.post(base, _bare_pod("fails", [sys.executable, "-c", "raise SystemExit(3)"], "Never"))
-    http.post(base, _bare_pod("crashloop", [sys.executable, "-c", "raise SystemExit(1)"],
-                              "Always"))
+    http.post(base, _bare_pod("crashloop", [sys.executable, "-c", "raise SystemExit(1)"], "Always"))
     http.post(base, _bare_pod("no-command", [], "Always"))
 
-    ok = wait_for("ok-once Succeeded", lambda: _phase_is(cluster, namespace, "ok-once",
-                                                         "Succeeded"), timeout=60)
+    ok = wait_for(
+        "ok-once Succeeded",
+        lambda: _phase_is(cluster, namespace, "ok-once", "Succeeded"),
+        timeout=60,
+    )
     terminated = ok["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 0
     assert terminated["reason"] == "Completed"
 
-    failed = wait_for("fails Failed", lambda: _phase_is(cluster, namespace, "fails", "Failed"),
-                      timeout=60)
+    failed = wait_for(
+        "fails Failed", lambda: _phase_is(cluster, namespace, "fails", "Failed"), timeout=60
+    )
     terminated = failed["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 3
     assert terminated["reason"] == "Error"
@@ -261,14 +291,20 @@ def test_readiness_probe_gates_ready(cluster: ControlPlane, namespace: str) -> N
         f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
     )
     pod = _bare_pod(
-        "web", [sys.executable, "-c", server], "Always",
+        "web",
+        [sys.executable, "-c", server],
+        "Always",
         ports=[{"name": "http", "containerPort": port}],
-        readinessProbe={"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1,
-                        "failureThreshold": 1},
+        readinessProbe={
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
     )
     http.post(f"/api/v1/namespaces/{namespace}/pods", pod)
-    running = wait_for("web Running", lambda: _phase_is(cluster, namespace, "web", "Running"),
-                       timeout=60)
+    running = wait_for(
+        "web Running", lambda: _phase_is(cluster, namespace, "web", "Running"), timeout=60
+    )
     time.sleep(3)  # a few failing probes
     current = http.get(f"/api/v1/namespaces/{namespace}/pods/web")
     ready = {c["type"]: c["status"] for c in current["status"]["conditions"]}
@@ -281,13 +317,16 @@ def test_readiness_probe_gates_ready(cluster: ControlPlane, namespace: str) -> N
 
     def is_ready() -> bool:
         pod = http.get(f"/api/v1/namespaces/{namespace}/pods/web")
-        return any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in pod["status"]["conditions"])
+        return any(
+            c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]
+        )
 
     wait_for("web Ready", is_ready, timeout=30)
 
     http.delete(f"/api/v1/namespaces/{namespace}/pods/web")
-    wait_for("web deleted",
-             lambda: http.get_or_none(f"/api/v1/namespaces/{namespace}/pods/web") is None,
-             timeout=30)
+    wait_for(
+        "web deleted",
+        lambda: http.get_or_none(f"/api/v1/namespaces/{namespace}/pods/web") is None,
+        timeout=30,
+    )
     assert not _process_running(pid)

@@ -13,6 +13,7 @@ from tests.infra.s3server import S3Server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 pytestmark = pytest.mark.s3
 
@@ -47,8 +48,13 @@ def test_put_get_list_delete_round_trip(s3_server: S3Server, s3: S3Client, prefi
     bucket = s3_server.bucket
     assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
-    s3.put_object(Bucket=bucket, Key=f"{prefix}a/one.txt", Body=b"hello",
-                  ContentType="text/plain", Metadata={"checkpoint-id": "7"})
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"{prefix}a/one.txt",
+        Body=b"hello",
+        ContentType="text/plain",
+        Metadata={"checkpoint-id": "7"},
+    )
     s3.put_object(Bucket=bucket, Key=f"{prefix}a/two.bin", Body=bytes(range(256)))
     s3.put_object(Bucket=bucket, Key=f"{prefix}b/three.txt", Body=b"")
 
@@ -59,7 +65,8 @@ def test_put_get_list_delete_round_trip(s3_server: S3Server, s3: S3Client, prefi
     assert got["Metadata"] == {"checkpoint-id": "7"}
     assert got["ETag"].strip('"') == hashlib.md5(b"hello").hexdigest()
     assert s3.get_object(Bucket=bucket, Key=f"{prefix}a/two.bin")["Body"].read() == bytes(
-        range(256))
+        range(256)
+    )
 
     ranged = s3.get_object(Bucket=bucket, Key=f"{prefix}a/two.bin", Range="bytes=10-19")
     assert ranged["Body"].read() == bytes(range(10, 20))
@@ -74,8 +81,9 @@ def test_put_get_list_delete_round_trip(s3_server: S3Server, s3: S3Client, prefi
     page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=2)
     assert page["KeyCount"] == 2
     assert page["IsTruncated"] is True
-    rest = s3.list_objects_v2(Bucket=bucket, Prefix=prefix,
-                              ContinuationToken=page["NextContinuationToken"])
+    rest = s3.list_objects_v2(
+        Bucket=bucket, Prefix=prefix, ContinuationToken=page["NextContinuationToken"]
+    )
     assert [o["Key"] for o in rest["Contents"]] == [f"{prefix}b/three.txt"]
 
     s3.delete_object(Bucket=bucket, Key=f"{prefix}a/one.txt")
@@ -83,10 +91,14 @@ def test_put_get_list_delete_round_trip(s3_server: S3Server, s3: S3Client, prefi
         s3.get_object(Bucket=bucket, Key=f"{prefix}a/one.txt")
     assert _error_code(missing.value) == "NoSuchKey"
 
-    deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
-        {"Key": f"{prefix}a/two.bin"}, {"Key": f"{prefix}b/three.txt"}]})
-    assert sorted(d["Key"] for d in deleted["Deleted"]) == [f"{prefix}a/two.bin",
-                                                            f"{prefix}b/three.txt"]
+    deleted = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": f"{prefix}a/two.bin"}, {"Key": f"{prefix}b/three.txt"}]},
+    )
+    assert sorted(d["Key"] for d in deleted["Deleted"]) == [
+        f"{prefix}a/two.bin",
+        f"{prefix}b/three.txt",
+    ]
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
 
 
@@ -132,13 +144,15 @@ def test_multipart_upload(s3_server: S3Server, s3: S3Client, prefix: str) -> Non
     part_size = 5 * 1024 * 1024  # S3's minimum for every part but the last
     parts_data = [secrets.token_bytes(part_size), secrets.token_bytes(1234)]
     upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
-    parts = []
+    parts: list[CompletedPartTypeDef] = []
     for number, data in enumerate(parts_data, start=1):
-        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
-                                PartNumber=number, Body=data)
+        answer = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=data
+        )
         parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
-                                 MultipartUpload={"Parts": parts})  # type: ignore[typeddict-item]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
     got = s3.get_object(Bucket=bucket, Key=key)
     assert got["ContentLength"] == part_size + 1234
     assert got["Body"].read() == b"".join(parts_data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from flinklet._private.state.backend import (
     NO_KEY,
     VOID_NAMESPACE,
+    KeyedStateBackend,
     KeyedStateSnapshot,
     StateKind,
     StateMetaInfo,
@@ -427,3 +429,14 @@ def test_dispose_forgets_everything() -> None:
     backend.dispose()
     assert backend.current_key is NO_KEY
     assert backend.snapshot().entries == {}
+
+
+def test_heap_backend_implements_the_backend_protocol() -> None:
+    backend: KeyedStateBackend = new_backend()  # checked by mypy
+    backend.current_key = "k"
+    assert backend.get_current_key() == "k"
+
+
+def test_sentinels_survive_pickling() -> None:
+    assert pickle.loads(pickle.dumps(VOID_NAMESPACE)) is VOID_NAMESPACE
+    assert pickle.loads(pickle.dumps(NO_KEY)) is NO_KEY

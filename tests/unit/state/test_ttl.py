@@ -12,7 +12,7 @@ from flinklet._private.state.heap import HeapKeyedStateBackend, HeapValueState
 from flinklet._private.state.keygroups import KeyGroupRange
 from flinklet._private.state.layout import decode_state_key
 from flinklet._private.state.serializers import deserialize
-from flinklet._private.state.ttl import TtlState, TtlValueState
+from flinklet._private.state.ttl import SWEEP_BATCH, TtlState, TtlValueState
 from flinklet.datastream.state import (
     AggregatingStateDescriptor,
     ListStateDescriptor,
@@ -100,6 +100,14 @@ def test_builder_defaults_and_getters() -> None:
     incremental = strategies.get_incremental_cleanup_strategy()
     assert incremental is not None and incremental.get_cleanup_size() == 5
     assert strategies.get_rocksdb_compact_filter_cleanup_strategy() is None
+
+
+def test_builder_accepts_time_and_duration() -> None:
+    from flinklet.common.time import Duration, Time
+
+    assert StateTtlConfig.new_builder(Time.minutes(5)).build().ttl_milliseconds == 300_000
+    assert StateTtlConfig.new_builder(Duration.of_seconds(3)).build().ttl_milliseconds == 3_000
+    assert StateTtlConfig.new_builder(Time.hours(1)).build().get_ttl() == Time.hours(1)
 
 
 def test_builder_setters() -> None:
@@ -333,7 +341,11 @@ def test_merging_ttl_namespaces_drops_expired_content(
 # -- cleanup ------------------------------------------------------------------------------
 
 
-def test_incremental_cleanup_removes_entries_of_other_keys(
+def accesses_for_one_sweep(cleanup_size: int) -> int:
+    return -(-SWEEP_BATCH // cleanup_size)
+
+
+def test_incremental_cleanup_removes_expired_entries_of_other_keys(
     backend: HeapKeyedStateBackend, clock: FakeClock
 ) -> None:
     config = builder().cleanup_incrementally(3, False).build()
@@ -341,19 +353,58 @@ def test_incremental_cleanup_removes_entries_of_other_keys(
     for i in range(10):
         backend.current_key = i
         state.update(i)
+    clock.now = 150
+    backend.current_key = "fresh"
+    state.update("alive")
     clock.now = 200
     backend.current_key = "reader"
-    sizes = []
-    for _ in range(4):
+    for _ in range(accesses_for_one_sweep(3)):
         state.value()
-        sizes.append(len(backend.keys("v")))
-    assert sizes == [7, 4, 1, 0]
+    assert backend.keys("v") == ["fresh"]
+
+
+def test_incremental_cleanup_checks_cleanup_size_entries_per_access_on_average(
+    backend: HeapKeyedStateBackend, clock: FakeClock
+) -> None:
+    config = builder().cleanup_incrementally(1, False).build()
+    state = backend.get_partitioned_state(with_ttl(ValueStateDescriptor("v", None), config))
+    for i in range(3 * SWEEP_BATCH):
+        backend.current_key = i
+        state.update(i)
+    clock.now = 200
+    backend.current_key = "reader"
+    remaining = []
+    for _ in range(3):
+        for _ in range(SWEEP_BATCH):
+            state.value()
+        remaining.append(len(backend.keys("v")))
+    assert remaining[0] >= SWEEP_BATCH  # two sweeps' worth of entries are left, roughly
+    assert remaining == sorted(remaining, reverse=True)
+    assert remaining[-1] == 0
+
+
+def test_incremental_cleanup_pauses_until_the_oldest_entry_can_expire(
+    backend: HeapKeyedStateBackend, clock: FakeClock
+) -> None:
+    config = builder().cleanup_incrementally(SWEEP_BATCH, False).build()
+    state: Any = backend.get_partitioned_state(with_ttl(ValueStateDescriptor("v", None), config))
+    state.update("k")  # written at 0, so nothing can expire before 100
+    clock.now = 10
+    state.value()  # a full round: the state learns its oldest timestamp
+    assert state._quiet_until == TTL
+    clock.now = 99
+    state.value()
+    assert backend.keys("v") == ["k"]
+    backend.current_key = "other"
+    clock.now = 100
+    state.value()
+    assert backend.keys("v") == []
 
 
 def test_incremental_cleanup_prunes_list_elements(
     backend: HeapKeyedStateBackend, clock: FakeClock
 ) -> None:
-    config = builder().cleanup_incrementally(10, False).build()
+    config = builder().cleanup_incrementally(SWEEP_BATCH, False).build()
     state = backend.get_partitioned_state(with_ttl(ListStateDescriptor("l", None), config))
     backend.current_key = "a"
     state.add("old")
@@ -363,6 +414,21 @@ def test_incremental_cleanup_prunes_list_elements(
     backend.current_key = "b"
     state.get()
     assert [element for element, _ts in backend._tables["l"][VOID_NAMESPACE]["a"]] == ["new"]
+
+
+def test_incremental_cleanup_prunes_map_entries(
+    backend: HeapKeyedStateBackend, clock: FakeClock
+) -> None:
+    config = builder().cleanup_incrementally(SWEEP_BATCH, False).build()
+    state = backend.get_partitioned_state(with_ttl(MapStateDescriptor("m", None, None), config))
+    backend.current_key = "a"
+    state.put("old", 1)
+    clock.now = 50
+    state.put("new", 2)
+    clock.now = 120
+    backend.current_key = "b"
+    state.is_empty()
+    assert list(backend._tables["m"][VOID_NAMESPACE]["a"]) == ["new"]
 
 
 def test_default_background_cleanup_is_incremental(
@@ -375,7 +441,8 @@ def test_default_background_cleanup_is_incremental(
         state.update(i)
     clock.now = 200
     backend.current_key = "reader"
-    state.value()
+    for _ in range(accesses_for_one_sweep(5)):
+        state.value()
     assert backend.keys("v") == []
 
 
@@ -390,7 +457,8 @@ def test_without_background_cleanup_expired_entries_stay_until_read(
         state.update(i)
     clock.now = 200
     backend.current_key = "reader"
-    state.value()
+    for _ in range(2 * SWEEP_BATCH):
+        state.value()
     assert len(backend.keys("v")) == 5
 
 

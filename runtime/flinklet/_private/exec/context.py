@@ -49,6 +49,39 @@ class OperatorEnv:
     operator_state: OperatorStateBackend | None = None
     batch_mode: bool = False
     auto_watermark_interval: int = 200
+    checkpointing: bool = False
+
+
+class SnapshotContext:
+    """``FunctionSnapshotContext`` for ``CheckpointedFunction.snapshot_state``."""
+
+    def __init__(self, checkpoint_id: int, timestamp: int) -> None:
+        self._id = checkpoint_id
+        self._ts = timestamp
+
+    def get_checkpoint_id(self) -> int:
+        return self._id
+
+    def get_checkpoint_timestamp(self) -> int:
+        return self._ts
+
+
+class InitializationContext:
+    """``FunctionInitializationContext`` for ``CheckpointedFunction.initialize_state``."""
+
+    def __init__(self, restored: bool, env: OperatorEnv, runtime_context: RuntimeContext) -> None:
+        self._restored = restored
+        self._env = env
+        self._runtime_context = runtime_context
+
+    def is_restored(self) -> bool:
+        return self._restored
+
+    def get_operator_state_store(self) -> Any:
+        return self._env.operator_state
+
+    def get_keyed_state_store(self) -> RuntimeContext:
+        return self._runtime_context
 
 
 class StreamingRuntimeContext(RuntimeContext):

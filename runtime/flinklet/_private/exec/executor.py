@@ -11,10 +11,11 @@ full is simply skipped (backpressure). The cluster runtime reuses ``deploy_tasks
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,19 @@ from flinklet._private.network.channels import InputGate, LocalChannel
 from flinklet._private.network.partitioners import RecordWriter
 from flinklet._private.state.backend import OperatorStateBackend
 from flinklet._private.state.heap import HeapKeyedStateBackend
-from flinklet._private.state.keygroups import key_group_range_for_operator
+from flinklet._private.state.keygroups import KeyGroupRange, key_group_range_for_operator
+from flinklet._private.checkpoint.restore import RestorePlan
 from flinklet.common.job_status import JobStatus
-from flinklet.errors import JobCancelledError, JobExecutionError, UserFunctionError
+from flinklet._private.checkpoint.coordinator import CheckpointCoordinator, CheckpointSettings
+from flinklet._private.checkpoint.restore import plan_restore
+from flinklet._private.exec.checkpointing import TaskCheckpointing
+from flinklet.errors import (
+    CheckpointError,
+    JobCancelledError,
+    SavepointRestoreError,
+    StorageError,
+    UserFunctionError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,10 @@ class ExecutionSettings:
     restart_backoff: Any = None  # flinklet.common.restart_strategy backoff object
     source_batch_size: int = 1024
     steps_per_round: int = 8
+    checkpointing: bool = False
+    keyed_backend_factory: Callable[[int, KeyGroupRange, str], Any] = field(
+        default=lambda max_p, kg_range, scope: HeapKeyedStateBackend(max_p, kg_range)
+    )
 
     @property
     def channel_capacity(self) -> int:
@@ -120,6 +135,7 @@ def deploy_tasks(
     subtasks: Callable[[JobVertex, int], bool] = lambda v, i: True,
     registry: MetricRegistry | None = None,
     clock: Callable[[], int] = wall_clock_ms,
+    restore: RestorePlan | None = None,
 ) -> Deployment:
     """Instantiate the tasks of ``job_graph`` (those selected by ``subtasks``)."""
     registry = registry or MetricRegistry()
@@ -129,7 +145,9 @@ def deploy_tasks(
         for idx in range(v.parallelism):
             if not subtasks(v, idx):
                 continue
-            task, ops = _build_task(job_id, v, idx, settings, attempt, channels, registry, clock)
+            task, ops = _build_task(
+                job_id, v, idx, settings, attempt, channels, registry, clock, restore
+            )
             tasks.append(task)
             for node, op in ops.items():
                 by_uid[(node, idx)] = op
@@ -145,6 +163,7 @@ def _build_task(
     channels: dict[tuple[int, int, int], LocalChannel],
     registry: MetricRegistry,
     clock: Callable[[], int],
+    restore: RestorePlan | None,
 ) -> tuple[Task, dict[str, StreamOperator]]:
     pts = ProcessingTimeService(clock)
     ops: dict[int, StreamOperator] = {}
@@ -197,13 +216,20 @@ def _build_task(
             metrics=TaskMetricGroup(registry, f"{job_id}.{node.name}.{idx}"),
             job_parameters=settings.job_parameters,
             keyed_backend=(
-                HeapKeyedStateBackend(node.max_parallelism, kg_range) if keyed else None
+                settings.keyed_backend_factory(
+                    node.max_parallelism, kg_range, f"{job_id}/{node.uid}/{idx}"
+                )
+                if keyed
+                else None
             ),
             operator_state=OperatorStateBackend(),
             batch_mode=settings.batch_mode,
             auto_watermark_interval=settings.auto_watermark_interval_ms,
+            checkpointing=settings.checkpointing,
         )
         ops[node.id].setup(env, Output(targets, side, chained, writers))
+    for node in v.nodes:
+        ops[node.id].restore(restore.for_subtask(node.uid) if restore is not None else None)
     gates: list[InputGate] = []
     head = v.nodes[0]
     if not head.is_source:
@@ -304,11 +330,22 @@ class Scheduler:
             raise UserFunctionError(message, op.name, task.subtask_index, tb) from exc
 
 
+class _StopJob(Exception):
+    """Internal: a stop-with-savepoint completed; the attempt ends as FINISHED."""
+
+
 class LocalJob:
-    """A job running in this process: restarts per strategy, reports status."""
+    """A job running in this process: checkpoints, restarts per strategy (restoring the
+    latest completed checkpoint), savepoints, stop-with-savepoint, status."""
 
     def __init__(
-        self, job_graph: JobGraph, settings: ExecutionSettings, job_id: str | None = None
+        self,
+        job_graph: JobGraph,
+        settings: ExecutionSettings,
+        job_id: str | None = None,
+        checkpoint_settings: CheckpointSettings | None = None,
+        restore_from: str | None = None,
+        allow_non_restored_state: bool = False,
     ) -> None:
         self.job_graph = job_graph
         self.settings = settings
@@ -326,6 +363,22 @@ class LocalJob:
         self.deployment: Deployment | None = None
         self.registry = MetricRegistry()
         self.on_deploy: Callable[[LocalJob, Deployment], None] | None = None
+        self.restore_from = restore_from
+        self.allow_non_restored_state = allow_non_restored_state
+        self.checkpoint_settings = checkpoint_settings or CheckpointSettings()
+        operators = {
+            n.uid: (n.name, n.parallelism, n.max_parallelism, any(k is not None for k in n.key_selectors))
+            for v in job_graph.vertices
+            for n in v.nodes
+        }
+        self.coordinator = CheckpointCoordinator(
+            self.job_id, job_graph.job_name, self.checkpoint_settings, operators,
+            _storage_for, wall_clock_ms,
+        )
+        self._requests: queue.SimpleQueue[tuple[str, Any, Future[str]]] = queue.SimpleQueue()
+        self._stopping: tuple[Any, Future[str]] | None = None
+        self._drain_target: tuple[str | None, Future[str]] | None = None
+        self.restored_from: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -338,30 +391,32 @@ class LocalJob:
                 try:
                     self._run_attempt()
                     self.status = JobStatus.FINISHED
+                    self._discard_checkpoints(cancelled=False)
+                    return
+                except _StopJob:
+                    self.status = JobStatus.FINISHED
                     return
                 except JobCancelledError:
                     self.status = JobStatus.CANCELED
+                    self._discard_checkpoints(cancelled=True)
                     raise
-                except UserFunctionError as exc:
-                    exc.job_id = self.job_id
+                except (UserFunctionError, CheckpointError) as exc:
+                    if isinstance(exc, UserFunctionError):
+                        exc.job_id = self.job_id
                     self.exceptions.append(
-                        {
-                            "timestamp": wall_clock_ms(),
-                            "exception": str(exc),
-                            "taskName": exc.operator_name,
-                        }
+                        {"timestamp": wall_clock_ms(), "exception": str(exc),
+                         "taskName": getattr(exc, "operator_name", "checkpointing")}
                     )
-                    if not self._may_restart():
+                    if isinstance(exc, SavepointRestoreError) or not self._may_restart():
                         self.status = JobStatus.FAILED
                         self.failure = exc
                         raise
                     self.status = JobStatus.RESTARTING
                     delay = self.settings.restart_backoff.backoff_ms()
                     log.warning(
-                        "Job %s failed (%s); restarting in %d ms (%s)",
-                        self.job_id,
-                        exc.operator_name,
-                        delay,
+                        "Job %s failed (%s); restarting in %d ms from %s (%s)",
+                        self.job_id, getattr(exc, "operator_name", exc), delay,
+                        self.coordinator.latest.pointer if self.coordinator.latest else "scratch",
                         self.settings.restart_backoff.describe(),
                     )
                     if self._cancel.wait(delay / 1000.0):
@@ -373,12 +428,18 @@ class LocalJob:
         except BaseException as exc:
             if self.failure is None and not isinstance(exc, JobCancelledError):
                 self.failure = exc
-                if self.status not in (JobStatus.CANCELED,):
-                    self.status = JobStatus.FAILED
+                self.status = JobStatus.FAILED
             raise
         finally:
             self.end_time = wall_clock_ms()
+            self._fail_requests()
             self._done.set()
+
+    def _discard_checkpoints(self, cancelled: bool) -> None:
+        retention = self.checkpoint_settings.retention
+        if cancelled and retention == "RETAIN_ON_CANCELLATION":
+            return
+        self.coordinator.discard_all_checkpoints()
 
     def _may_restart(self) -> bool:
         backoff = self.settings.restart_backoff
@@ -387,19 +448,40 @@ class LocalJob:
         backoff.notify_failure(wall_clock_ms())
         return bool(backoff.can_restart())
 
+    def _restore_plan(self) -> RestorePlan | None:
+        latest = self.coordinator.latest
+        if latest is not None:
+            plan = plan_restore(latest.storage, latest.pointer, self.job_graph, True, latest.metadata)
+        elif self.restore_from is not None:
+            storage, pointer = _open_pointer(self.restore_from, self.checkpoint_settings)
+            plan = plan_restore(storage, pointer, self.job_graph, self.allow_non_restored_state)
+        else:
+            return None
+        self.restored_from = plan.pointer
+        self.coordinator.next_id = max(self.coordinator.next_id, plan.metadata.checkpoint_id + 1)
+        self.coordinator.stats.restored += 1
+        self.coordinator.stats.latest_restored = {
+            "id": plan.metadata.checkpoint_id, "restore_timestamp": wall_clock_ms(),
+            "is_savepoint": plan.metadata.is_savepoint, "external_path": plan.pointer,
+        }
+        return plan
+
     def _run_attempt(self) -> None:
+        try:
+            plan = self._restore_plan()
+        except (CheckpointError, StorageError) as exc:
+            raise SavepointRestoreError(str(exc)) from exc
         channels = build_channels(self.job_graph, self.settings.channel_capacity)
         deployment = deploy_tasks(
-            self.job_id,
-            self.job_graph,
-            self.settings,
-            self.attempt,
-            channels,
-            registry=self.registry,
+            self.job_id, self.job_graph, self.settings, self.attempt, channels,
+            registry=self.registry, restore=plan,
         )
         self.deployment = deployment
         scheduler = Scheduler(deployment.tasks, self.settings)
         self._scheduler = scheduler
+        checkpointing = TaskCheckpointing(self.coordinator, deployment.tasks)
+        checkpointing.wake = scheduler.wakeup.set
+        scheduler.before_round = self._before_round
         if self._cancel.is_set():
             scheduler.cancelled.set()
         if self.on_deploy is not None:
@@ -410,12 +492,125 @@ class LocalJob:
                 scheduler._guard(t, t.open)
                 opened.append(t)
             scheduler.run()
+            self._final_checkpoint()
         finally:
+            checkpointing.close()
             for t in opened:
                 try:
                     t.close()
                 except Exception as exc:  # a failing close must not hide the first error
                     log.warning("closing %s failed: %s", t.display_name, exc)
+
+    def _before_round(self) -> None:
+        coordinator = self.coordinator
+        now = wall_clock_ms()
+        while True:
+            try:
+                kind, arg, future = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            self._handle_request(kind, arg, future, now)
+        coordinator.tick(now)
+        if coordinator.fatal is not None:
+            fatal, coordinator.fatal = coordinator.fatal, None
+            raise fatal
+        if self._stopping is not None and self._stopping[0].done():
+            pending_future, user_future = self._stopping
+            self._stopping = None
+            exc = pending_future.exception()
+            if exc is not None:
+                self._resume_sources()
+                user_future.set_exception(exc)
+            else:
+                user_future.set_result(pending_future.result())
+                raise _StopJob
+
+    def _handle_request(self, kind: str, arg: Any, future: Future[str], now: int) -> None:
+        try:
+            if kind == "savepoint":
+                pending = self.coordinator.trigger(now, True, arg)
+                pending.future.add_done_callback(lambda f: _chain(f, future))
+            elif kind == "stop":
+                target, drain = arg
+                if drain:
+                    self._drain_target = (target, future)
+                    self._stop_sources("drain")
+                else:
+                    pending = self.coordinator.trigger(now, True, target)
+                    self._stop_sources("suspend")
+                    self._stopping = (pending.future, future)
+        except Exception as exc:
+            future.set_exception(exc)
+
+    def _stop_sources(self, how: str) -> None:
+        assert self.deployment is not None
+        for t in self.deployment.tasks:
+            if t.is_source and not t.finished:
+                t.stop_requested = how
+
+    def _resume_sources(self) -> None:
+        if self.deployment is not None:
+            for t in self.deployment.tasks:
+                t.stop_requested = None
+
+    def _final_checkpoint(self) -> None:
+        """All tasks finished: a final checkpoint (or the savepoint of a draining stop)
+        makes two-phase-commit sinks commit everything."""
+        coordinator = self.coordinator
+        coordinator.tick(wall_clock_ms())
+        if self._drain_target is not None:
+            target, future = self._drain_target
+            self._drain_target = None
+            pending = coordinator.trigger(wall_clock_ms(), True, target)
+            _chain(pending.future, future)
+            if pending.future.exception() is not None:
+                raise CheckpointError(str(pending.future.exception()))
+            return
+        if not self.checkpoint_settings.enabled or coordinator._checkpoint_root is None:
+            return
+        pending = coordinator.trigger(wall_clock_ms())
+        exc = pending.future.exception(timeout=0) if pending.future.done() else None
+        if not pending.future.done():
+            raise CheckpointError("the final checkpoint did not complete")
+        if exc is not None:
+            raise CheckpointError(f"the final checkpoint failed: {exc}")
+
+    def _fail_requests(self) -> None:
+        while True:
+            try:
+                _kind, _arg, future = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            if not future.done():
+                future.set_exception(
+                    CheckpointError(f"job {self.job_id} ended ({self.status.name}) first")
+                )
+        if self._drain_target is not None and not self._drain_target[1].done():
+            self._drain_target[1].set_exception(CheckpointError("the job ended before draining"))
+
+    # -- client requests (thread-safe) -------------------------------------------------
+
+    def trigger_savepoint(self, target_directory: str | None = None) -> Future[str]:
+        return self._request("savepoint", target_directory)
+
+    def stop_with_savepoint(
+        self, target_directory: str | None = None, drain: bool = False
+    ) -> Future[str]:
+        return self._request("stop", (target_directory, drain))
+
+    def _request(self, kind: str, arg: Any) -> Future[str]:
+        future: Future[str] = Future()
+        if self._done.is_set() or self.status not in (JobStatus.RUNNING, JobStatus.CREATED):
+            future.set_exception(
+                CheckpointError(
+                    f"job {self.job_id} is {self.status.name}; savepoints need a RUNNING job"
+                )
+            )
+            return future
+        self._requests.put((kind, arg, future))
+        if self._scheduler is not None:
+            self._scheduler.wakeup.set()
+        return future
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -432,16 +627,30 @@ class LocalJob:
         return end - self.start_time if self.start_time else 0
 
 
-def describe_failure(job_name: str, exc: BaseException) -> JobExecutionError:
-    return JobExecutionError(f"Job '{job_name}' failed: {exc}")
+def _chain(source: Future[str], target: Future[str]) -> None:
+    if target.done():
+        return
+    exc = source.exception()
+    if exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
-def new_job_id() -> str:
-    return uuid.uuid4().hex
+def _storage_for(uri: str, options: dict[str, str]) -> Any:
+    from flinklet._private.checkpoint.storage import storage_for
+
+    return storage_for(uri, options)
 
 
-def sleep_ms(ms: float) -> None:
-    time.sleep(ms / 1000.0)
+def _open_pointer(path: str, settings: CheckpointSettings) -> tuple[Any, str]:
+    """Storage rooted at a checkpoint/savepoint directory given by the user."""
+    from flinklet._private.checkpoint.layout import parse_checkpoint_pointer
+
+    uri, key = parse_checkpoint_pointer(path)
+    root = _storage_for(uri, settings.storage_options)
+    storage = root.child(key) if key else root
+    return storage, f"{uri.rstrip('/')}/{key}" if key else uri
 
 
 __all__ = [

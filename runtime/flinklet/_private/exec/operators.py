@@ -165,17 +165,67 @@ class StreamOperator:
     def finish(self) -> None:
         """Called once, in chain order, after end of input: flush what is buffered."""
 
-    # checkpointing hooks; operators with state override these
+    # -- checkpointing -----------------------------------------------------------------
+
     def snapshot_state(self) -> dict[str, Any]:
+        """Operator-specific state beyond the state backends (e.g. a source position)."""
         return {}
 
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        """Restore what ``snapshot_state`` returned (None on a fresh start)."""
+    def initialize_state(self, restored: Any) -> None:
+        """Restore what ``snapshot_state`` returned; ``restored.raw`` lists the dicts of all
+        old subtasks (they may have had another parallelism)."""
+
+    def before_snapshot(self, checkpoint_id: int, timestamp: int) -> None:
+        """Synchronous part of a checkpoint, before the backends are copied: lets a
+        ``CheckpointedFunction`` write its operator state."""
+        fn = self.user_function
+        hook = getattr(fn, "snapshot_state", None)
+        if fn is not None and callable(hook) and not _is_plain_function(fn):
+            from flinklet._private.exec.context import SnapshotContext
+
+            hook(SnapshotContext(checkpoint_id, timestamp))
+
+    def snapshot_timers(self) -> dict[str, Any] | None:
+        timers = getattr(self, "timers", None)
+        return timers.snapshot() if timers is not None else None
+
+    def restore(self, restored: Any) -> None:
+        """Restore backends, timers and operator state (before ``open``), then let a
+        ``CheckpointedFunction`` initialize its state."""
+        env = self.env
+        if restored is not None:
+            if env.keyed_backend is not None:
+                env.keyed_backend.restore(restored.keyed)
+                timers = getattr(self, "timers", None)
+                if timers is not None and restored.timers:
+                    from flinklet._private.state.keygroups import assign_to_key_group
+
+                    kg_range = env.keyed_backend.key_group_range
+                    max_p = env.max_parallelism
+                    for t in restored.timers:
+                        timers.restore(
+                            t, lambda key: assign_to_key_group(key, max_p) in kg_range
+                        )
+            if env.operator_state is not None:
+                env.operator_state.restore(restored.operator, env.subtask_index, env.parallelism)
+            self.initialize_state(restored)
+        fn = self.user_function
+        hook = getattr(fn, "initialize_state", None)
+        if fn is not None and callable(hook) and not _is_plain_function(fn):
+            from flinklet._private.exec.context import InitializationContext
+
+            hook(InitializationContext(restored is not None, env, self.runtime_context))
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         fn = self.user_function
         hook = getattr(fn, "notify_checkpoint_complete", None)
-        if hook is not None and callable(hook) and not _is_plain_function(fn):
+        if fn is not None and callable(hook) and not _is_plain_function(fn):
+            hook(checkpoint_id)
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        fn = self.user_function
+        hook = getattr(fn, "notify_checkpoint_aborted", None)
+        if fn is not None and callable(hook) and not _is_plain_function(fn):
             hook(checkpoint_id)
 
 

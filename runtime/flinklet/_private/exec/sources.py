@@ -50,9 +50,13 @@ class SourceOperator(StreamOperator):
         reader = self.reader
         return {"position": reader.snapshot_position() if reader is not None else None}
 
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        if state is not None:
-            self._restored = state.get("position")
+    def initialize_state(self, restored: Any) -> None:
+        positions = [raw.get("position") for raw in restored.raw]
+        env = self.env
+        if positions:
+            self._restored = self.source.restore_positions(
+                positions, env.subtask_index, env.parallelism
+            )
 
     def close(self) -> None:
         if self.reader is not None:

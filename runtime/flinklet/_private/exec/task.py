@@ -88,6 +88,8 @@ class Task:
                 )
             ]
         self.barrier_handler: Any = None  # installed by checkpointing
+        self.on_finished: Callable[[Task], None] | None = None
+        self.stop_requested: str | None = None  # 'drain' or 'suspend' (stop-with-savepoint)
 
     @property
     def display_name(self) -> str:
@@ -125,6 +127,11 @@ class Task:
         if self.is_source:
             head = self.head
             assert isinstance(head, SourceOperator)
+            if self.stop_requested is not None:
+                if self.stop_requested == "drain":
+                    self._end_of_input()
+                    return True
+                return False  # stopped without draining: emits nothing more
             result = head.emit_next(self.source_batch_size)
             if result == END:
                 self._end_of_input()
@@ -177,6 +184,8 @@ class Task:
             w.broadcast_event(END_OF_PARTITION)
         self.pts.clear()
         self.state = FINISHED
+        if self.on_finished is not None:
+            self.on_finished(self)
 
     def flush(self) -> bool:
         flushed = False

@@ -58,6 +58,7 @@ __all__ = [
     "StateKind",
     "StateMetaInfo",
     "check_restore_max_parallelism",
+    "checked_list",
     "kind_of",
     "merge_state_meta",
     "namespace_from_bytes",
@@ -394,12 +395,10 @@ class OperatorListState(ListState[Any]):
         self._items.append(value)
 
     def add_all(self, values: list[Any]) -> None:
-        _check_list(self.name, values)
-        self._items.extend(values)
+        self._items.extend(checked_list(self.name, values))
 
     def update(self, values: list[Any]) -> None:
-        _check_list(self.name, values)
-        self._items[:] = values
+        self._items[:] = checked_list(self.name, values)
 
     def clear(self) -> None:
         self._items.clear()
@@ -408,12 +407,15 @@ class OperatorListState(ListState[Any]):
         return self._items
 
 
-def _check_list(name: str, values: Any) -> None:
+def checked_list(state_name: str, values: Any) -> list[Any]:
+    """``values`` as a new list; ``None`` (or a ``None`` element) raises, as in Flink."""
     if values is None:
-        raise StateError(f"List of values to add to ListState '{name}' cannot be None.")
-    for value in values:
-        if value is None:
-            raise StateError(f"You cannot add None to a ListState ('{name}').")
+        raise StateError(f"List of values to add to ListState '{state_name}' cannot be None.")
+    items = list(values)
+    for item in items:
+        if item is None:
+            raise StateError(f"You cannot add None to a ListState ('{state_name}').")
+    return items
 
 
 class HeapBroadcastState(BroadcastState[Any, Any]):

@@ -21,6 +21,7 @@ from flinklet._private.state.backend import (
     StateKind,
     StateMetaInfo,
     check_restore_max_parallelism,
+    checked_list,
     kind_of,
     merge_state_meta,
     namespace_from_bytes,
@@ -63,7 +64,6 @@ __all__ = [
     "HeapReducingState",
     "HeapState",
     "HeapValueState",
-    "checked_list",
     "wall_clock_ms",
 ]
 
@@ -79,17 +79,6 @@ StateTable = dict[Any, NamespaceTable]
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def checked_list(state_name: str, values: Any) -> list[Any]:
-    """``values`` as a new list; ``None`` (or a ``None`` element) raises, as in Flink."""
-    if values is None:
-        raise StateError(f"List of values to add to ListState '{state_name}' cannot be None.")
-    items = list(values)
-    for item in items:
-        if item is None:
-            raise StateError(f"You cannot add None to a ListState ('{state_name}').")
-    return items
 
 
 class HeapState:
@@ -136,6 +125,9 @@ class HeapState:
         if key is NO_KEY:
             raise no_key_error(self.name)
         return key
+
+    def on_restored(self) -> None:
+        """Called after the backend restored entries into this state's table."""
 
     def snapshot_transform(self) -> Callable[[Any], Any] | None:
         """A filter applied to stored values when snapshotting (TTL states drop expired
@@ -528,7 +520,9 @@ class HeapKeyedStateBackend:
                     "give the new state another name"
                 )
             if (known.ttl_ms is None) != (meta.ttl_ms is None):
-                _convert_table(table, meta.kind, known.ttl_ms is not None, self.time_provider())
+                from flinklet._private.state.ttl import convert_table
+
+                convert_table(table, meta.kind, known.ttl_ms is not None, self.time_provider())
         self._meta[name] = meta
         return table
 
@@ -649,6 +643,8 @@ class HeapKeyedStateBackend:
                     f"it as a {known.describe()}; keep the kind of a state stable, or give the "
                     "new state another name"
                 )
+        from flinklet._private.state.ttl import convert_value  # ttl.py imports this module
+
         now = self.time_provider()
         mine = self.key_group_range
         namespaces: dict[bytes, Any] = {}
@@ -679,11 +675,13 @@ class HeapKeyedStateBackend:
                     value = deserialize(value_bytes)
                     conversion = converting.get(name)
                     if conversion is not None:
-                        value = _convert_value(conversion[0], value, conversion[1], now)
+                        value = convert_value(conversion[0], value, conversion[1], now)
                     ns_table = table.get(namespace)
                     if ns_table is None:
                         ns_table = table[namespace] = {}
                     ns_table[deserialize_key(key_bytes)] = value
+        for state in self._states.values():
+            state.on_restored()
 
     def dispose(self) -> None:
         self._states.clear()
@@ -691,15 +689,3 @@ class HeapKeyedStateBackend:
         self._meta.clear()
         self._internal.clear()
         self.current_key = NO_KEY
-
-
-def _convert_value(kind: StateKind, stored: Any, had_ttl: bool, now: int) -> Any:
-    from flinklet._private.state.ttl import add_timestamps, strip_timestamps
-
-    return strip_timestamps(kind, stored) if had_ttl else add_timestamps(kind, stored, now)
-
-
-def _convert_table(table: StateTable, kind: StateKind, had_ttl: bool, now: int) -> None:
-    for ns_table in table.values():
-        for key, stored in ns_table.items():
-            ns_table[key] = _convert_value(kind, stored, had_ttl, now)

@@ -5,8 +5,9 @@ written (or read, with ``OnReadAndWrite``): value, reducing and aggregating stat
 ``(value, ts)``, list states a list of ``(element, ts)`` and map states
 ``{user_key: (value, ts)}``, so list elements and map entries expire one by one. An entry is
 expired once ``ts + ttl <= now``. Expired entries are removed when read (lazily), by the
-incremental cleanup (a few more entries of the state checked on every access), and left out
-of snapshots with ``cleanup_full_snapshot``.
+incremental cleanup (``cleanup_size`` more entries of the state checked per access on
+average, in sweeps of ``SWEEP_BATCH`` entries that pause while nothing can have expired yet),
+and left out of snapshots with ``cleanup_full_snapshot``.
 
 These are separate classes from the plain heap states so that states without TTL pay
 nothing for it.
@@ -14,15 +15,17 @@ nothing for it.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable
 from typing import Any
 
-from flinklet._private.state.backend import NO_KEY, VOID_NAMESPACE, StateKind, no_key_error
+from flinklet._private.state.backend import NO_KEY, StateKind, checked_list, no_key_error
 from flinklet._private.state.heap import (
     HeapKeyedStateBackend,
     HeapState,
+    NamespaceTable,
     StateTable,
-    checked_list,
 )
 from flinklet.datastream.state import (
     AggregatingState,
@@ -45,6 +48,8 @@ __all__ = [
     "TtlState",
     "TtlValueState",
     "add_timestamps",
+    "convert_table",
+    "convert_value",
     "create_ttl_state",
     "strip_timestamps",
 ]
@@ -68,16 +73,51 @@ def strip_timestamps(kind: StateKind, stored: Any) -> Any:
     return stored[0]
 
 
+SWEEP_BATCH = 64
+"""The incremental cleanup checks ``cleanup_size`` entries per state access on average, in
+sweeps of at least this many entries: one sweep is a few C-level passes, where checking a
+handful of entries on every access would cost Python-level work on every record."""
+
+_TIMESTAMP = operator.itemgetter(1)
+
+
+def _oldest_in_list(stored: list[tuple[Any, int]]) -> int:
+    return stored[0][1]  # elements are appended in time order
+
+
+def _oldest_in_map(stored: dict[Any, tuple[Any, int]]) -> int:
+    oldest: int = min(map(_TIMESTAMP, stored.values()))
+    return oldest
+
+
+def convert_value(kind: StateKind, stored: Any, had_ttl: bool, now: int) -> Any:
+    """A restored value, converted for a state that turned TTL on (or off) since."""
+    return strip_timestamps(kind, stored) if had_ttl else add_timestamps(kind, stored, now)
+
+
+def convert_table(table: StateTable, kind: StateKind, had_ttl: bool, now: int) -> None:
+    """Convert every value of a state's table in place (see ``convert_value``)."""
+    for ns_table in table.values():
+        for key, stored in ns_table.items():
+            ns_table[key] = convert_value(kind, stored, had_ttl, now)
+
+
 class TtlState(HeapState):
     """Expiry checks and cleanup shared by the TTL states."""
 
     __slots__ = (
+        "_budget",
         "_cleanup_size",
-        "_cursor",
+        "_cursor_keys",
         "_cursor_pos",
+        "_cursor_tables",
         "_full_snapshot",
         "_now",
+        "_oldest",
+        "_quiet_until",
         "_return_expired",
+        "_round_min",
+        "_t",
         "_ttl",
         "_update_on_read",
     )
@@ -102,8 +142,14 @@ class TtlState(HeapState):
         incremental = strategies.get_incremental_cleanup_strategy()
         self._cleanup_size = 0 if incremental is None else incremental.cleanup_size
         self._full_snapshot = strategies.in_full_snapshot()
-        self._cursor: list[tuple[Any, Any]] = []
+        self._oldest: Callable[[Any], int] = _TIMESTAMP
+        self._cursor_tables: list[NamespaceTable] = []
+        self._cursor_keys: list[Any] = []
         self._cursor_pos = 0
+        self._budget = 0
+        self._round_min = 0
+        self._quiet_until = 0
+        self._t = 0
 
     def _purged(self, stored: Any, now: int) -> Any:
         """``stored`` without its expired content (a new object if anything was dropped), or
@@ -114,52 +160,77 @@ class TtlState(HeapState):
         return self._purged(stored, self._now())
 
     def _key_for_access(self) -> Any:
+        """The current key; also reads the clock once into ``self._t`` for this access and
+        runs the incremental cleanup."""
         key = self._backend.current_key
         if key is NO_KEY:
             raise no_key_error(self.name)
+        now = self._t = self._now()
         if self._cleanup_size:
-            self._cleanup_step()
+            budget = self._budget + self._cleanup_size
+            if budget < SWEEP_BATCH:
+                self._budget = budget
+            else:
+                self._budget = 0
+                if now >= self._quiet_until:
+                    self._sweep(budget, now)
         return key
 
-    def _cleanup_step(self) -> None:
-        """Check the next ``cleanup_size`` entries (round-robin over the whole state)."""
-        table = self._table
-        cursor = self._cursor
-        pos = self._cursor_pos
-        remaining = self._cleanup_size
-        now = self._now()
+    def on_restored(self) -> None:
+        self._quiet_until = 0  # restored entries may be older than anything seen so far
+
+    def _sweep(self, budget: int, now: int) -> None:
+        """Check the next ``budget`` entries, round-robin over the whole state (at most one
+        full round per sweep).
+
+        A round also finds the oldest timestamp in the state; nothing can expire before that
+        plus the TTL (later writes only bring newer timestamps), so sweeps pause until then.
+        """
         rebuilt = False
-        while remaining > 0:
-            if pos >= len(cursor):
+        while budget > 0:
+            pos = self._cursor_pos
+            keys = self._cursor_keys
+            if pos >= len(keys):
                 if rebuilt:
-                    break
-                cursor = [(ns, key) for ns, ns_table in table.items() for key in ns_table]
-                pos = 0
+                    return
                 rebuilt = True
-                if not cursor:
-                    break
-            namespace, key = cursor[pos]
-            pos += 1
-            remaining -= 1
-            ns_table = table.get(namespace)
-            if ns_table is None:
+                tables: list[NamespaceTable] = []
+                keys = []
+                for ns_table in self._table.values():
+                    keys.extend(ns_table)
+                    tables.extend(itertools.repeat(ns_table, len(ns_table)))
+                self._cursor_tables = tables
+                self._cursor_keys = keys
+                self._cursor_pos = pos = 0
+                self._round_min = now  # entries added during the round are newer than this
+            end = min(pos + budget, len(keys))
+            self._cursor_pos = end
+            budget -= end - pos
+            if end > pos:
+                oldest = self._expire(self._cursor_tables[pos:end], keys[pos:end], now)
+                if oldest < self._round_min:
+                    self._round_min = oldest
+            if end >= len(keys):
+                self._quiet_until = self._round_min + self._ttl
+
+    def _expire(self, tables: list[NamespaceTable], keys: list[Any], now: int) -> int:
+        """Drop what expired among these entries; return their oldest timestamp (before
+        dropping, which only makes the estimate earlier)."""
+        stored = list(map(dict.get, tables, keys))
+        threshold = now - self._ttl  # expired when its timestamp <= threshold
+        oldest: int = min(map(self._oldest, filter(None, stored)), default=now)
+        if oldest > threshold:
+            return oldest  # the common case: nothing expired, found at C speed
+        purge = self._purged
+        for ns_table, key, value in zip(tables, keys, stored, strict=True):
+            if value is None:
                 continue
-            stored = ns_table.get(key)
-            if stored is None:
-                continue
-            purged = self._purged(stored, now)
+            purged = purge(value, now)
             if purged is None:
-                del ns_table[key]
-                if (
-                    not ns_table
-                    and namespace is not VOID_NAMESPACE
-                    and ns_table is not (self._ns_table)
-                ):
-                    del table[namespace]
-            elif purged is not stored:
+                ns_table.pop(key, None)
+            elif purged is not value:
                 ns_table[key] = purged
-        self._cursor = cursor
-        self._cursor_pos = pos
+        return oldest
 
     def snapshot_transform(self) -> Callable[[Any], Any] | None:
         if not self._full_snapshot:
@@ -179,7 +250,7 @@ class TtlState(HeapState):
         entry = ns_table.get(key)
         if entry is None:
             return None
-        now = self._now()
+        now = self._t
         if entry[1] + self._ttl <= now:
             del ns_table[key]
             return entry[0] if self._return_expired else None
@@ -193,15 +264,14 @@ class TtlValueState(TtlState, ValueState[Any]):
 
     __slots__ = ()
 
-    def value(self) -> Any:
-        return self._get_single()
+    value = TtlState._get_single
 
     def update(self, value: Any) -> None:
         key = self._key_for_access()
         if value is None:
             self._ns_table.pop(key, None)
         else:
-            self._ns_table[key] = (value, self._now())
+            self._ns_table[key] = (value, self._t)
 
 
 class TtlReducingState(TtlState, ReducingState[Any]):
@@ -221,8 +291,7 @@ class TtlReducingState(TtlState, ReducingState[Any]):
         super().__init__(backend, name, table, descriptor, kind, config)
         self._reduce = descriptor.reduce_function
 
-    def get(self) -> Any:
-        return self._get_single()
+    get = TtlState._get_single
 
     def add(self, value: Any) -> None:
         key = self._key_for_access()
@@ -230,7 +299,7 @@ class TtlReducingState(TtlState, ReducingState[Any]):
         if value is None:
             ns_table.pop(key, None)
             return
-        now = self._now()
+        now = self._t
         entry = ns_table.get(key)
         if entry is None or entry[1] + self._ttl <= now:
             ns_table[key] = (value, now)
@@ -264,7 +333,7 @@ class TtlAggregatingState(TtlState, AggregatingState[Any, Any]):
         entry = ns_table.get(key)
         if entry is None:
             return None
-        now = self._now()
+        now = self._t
         if entry[1] + self._ttl <= now:
             del ns_table[key]
             return self._function.get_result(entry[0]) if self._return_expired else None
@@ -278,7 +347,7 @@ class TtlAggregatingState(TtlState, AggregatingState[Any, Any]):
         if value is None:
             ns_table.pop(key, None)
             return
-        now = self._now()
+        now = self._t
         entry = ns_table.get(key)
         if entry is None or entry[1] + self._ttl <= now:
             accumulator = self._function.create_accumulator()
@@ -301,6 +370,18 @@ class TtlListState(TtlState, ListState[Any]):
 
     __slots__ = ()
 
+    def __init__(
+        self,
+        backend: HeapKeyedStateBackend,
+        name: str,
+        table: StateTable,
+        descriptor: StateDescriptor,
+        kind: StateKind,
+        config: StateTtlConfig,
+    ) -> None:
+        super().__init__(backend, name, table, descriptor, kind, config)
+        self._oldest = _oldest_in_list
+
     def _purged(self, stored: Any, now: int) -> Any:
         ttl = self._ttl
         alive = [pair for pair in stored if pair[1] + ttl > now]
@@ -314,7 +395,7 @@ class TtlListState(TtlState, ListState[Any]):
         stored = ns_table.get(key)
         if stored is None:
             return []
-        now = self._now()
+        now = self._t
         alive = self._purged(stored, now)
         result = [pair[0] for pair in (stored if self._return_expired else alive or ())]
         if alive is None:
@@ -331,16 +412,16 @@ class TtlListState(TtlState, ListState[Any]):
             raise StateError(f"You cannot add None to a ListState ('{self.name}').")
         stored = self._ns_table.get(key)
         if stored is None:
-            self._ns_table[key] = [(value, self._now())]
+            self._ns_table[key] = [(value, self._t)]
         else:
-            stored.append((value, self._now()))
+            stored.append((value, self._t))
 
     def add_all(self, values: list[Any]) -> None:
         key = self._key_for_access()
         new = checked_list(self.name, values)
         if not new:
             return
-        now = self._now()
+        now = self._t
         stored = self._ns_table.get(key)
         if stored is None:
             self._ns_table[key] = [(value, now) for value in new]
@@ -351,7 +432,7 @@ class TtlListState(TtlState, ListState[Any]):
         key = self._key_for_access()
         new = checked_list(self.name, values)
         if new:
-            now = self._now()
+            now = self._t
             self._ns_table[key] = [(value, now) for value in new]
         else:
             self._ns_table.pop(key, None)
@@ -364,6 +445,18 @@ class TtlMapState(TtlState, MapState[Any, Any]):
     """``MapState`` with TTL per entry: ``ns_table[key] = {user_key: (value, ts)}``."""
 
     __slots__ = ()
+
+    def __init__(
+        self,
+        backend: HeapKeyedStateBackend,
+        name: str,
+        table: StateTable,
+        descriptor: StateDescriptor,
+        kind: StateKind,
+        config: StateTtlConfig,
+    ) -> None:
+        super().__init__(backend, name, table, descriptor, kind, config)
+        self._oldest = _oldest_in_map
 
     def _purged(self, stored: Any, now: int) -> Any:
         ttl = self._ttl
@@ -380,7 +473,7 @@ class TtlMapState(TtlState, MapState[Any, Any]):
         stored: dict[Any, tuple[Any, int]] | None = ns_table.get(key)
         if stored is None:
             return None
-        now = self._now()
+        now = self._t
         alive = self._purged(stored, now)
         if alive is None:
             del ns_table[key]
@@ -399,7 +492,7 @@ class TtlMapState(TtlState, MapState[Any, Any]):
         entry = stored.get(key)
         if entry is None:
             return None
-        now = self._now()
+        now = self._t
         if entry[1] + self._ttl <= now:
             del stored[key]
             if not stored:
@@ -413,15 +506,15 @@ class TtlMapState(TtlState, MapState[Any, Any]):
         current = self._key_for_access()
         stored = self._ns_table.get(current)
         if stored is None:
-            self._ns_table[current] = {key: (value, self._now())}
+            self._ns_table[current] = {key: (value, self._t)}
         else:
-            stored[key] = (value, self._now())
+            stored[key] = (value, self._t)
 
     def put_all(self, dict_value: dict[Any, Any]) -> None:
         current = self._key_for_access()
         if not dict_value:
             return
-        now = self._now()
+        now = self._t
         stored = self._ns_table.get(current)
         if stored is None:
             stored = self._ns_table[current] = {}
@@ -444,7 +537,7 @@ class TtlMapState(TtlState, MapState[Any, Any]):
         entry = stored.get(key)
         if entry is None:
             return False
-        now = self._now()
+        now = self._t
         if entry[1] + self._ttl <= now:
             del stored[key]
             if not stored:

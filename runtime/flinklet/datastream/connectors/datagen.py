@@ -6,7 +6,9 @@ optionally rate-limited (Flink's ``DataGeneratorSource`` with a ``RateLimiterStr
     env.from_source(source, WatermarkStrategy.no_watermarks(), "events")
 
 Subtask ``k`` of ``p`` generates the indices ``k, k + p, k + 2p, ...``; its position
-(the next index) is part of every checkpoint.
+(the next index) is part of every checkpoint. Restoring at another parallelism is exact:
+the new subtasks skip every index an old subtask had already emitted (the old positions
+are kept as a filter until every new cursor has passed them).
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ class DataGeneratorSource(Source):
         )
 
 
+    def restore_positions(self, positions: list[Any], subtask_index: int, parallelism: int) -> Any:
+        live = [p for p in positions if p is not None]
+        if not live:
+            return None
+        if len(positions) == parallelism and all(p.get("stride") == parallelism for p in live):
+            return positions[subtask_index]
+        # rescaled: index i is still due iff i >= the old cursor of its old residue class
+        # (and it passes every earlier generation's filter)
+        filters = [tuple(f) for f in live[0].get("filters", [])]
+        nexts = [int(p["next"]) for p in positions]
+        filters.append((len(positions), nexts))
+        low = min(nexts)
+        start = low + (subtask_index - low) % parallelism
+        return {"next": start, "stride": parallelism, "filters": filters}
+
+
 class _GeneratorReader(SourceReader):
     def __init__(
         self, fn: Any, index: int, parallelism: int, count: int, rate: float | None
@@ -87,7 +105,7 @@ class _GeneratorReader(SourceReader):
         self.finished = index >= count
         self._started = time.monotonic()
         self._emitted = 0
-        self._index = index
+        self._filters: list[tuple[int, list[int]]] = []
 
     def _allowed(self, max_records: int) -> int:
         if self.rate is None:
@@ -101,8 +119,17 @@ class _GeneratorReader(SourceReader):
             return None
         stop = min(self.next + n * self.stride, self.count)
         fn = self.fn
-        out = [fn(i) for i in range(self.next, stop, self.stride)]
-        self.next += len(out) * self.stride
+        indices = range(self.next, stop, self.stride)
+        if self._filters:
+            filters = self._filters
+            out = [
+                fn(i) for i in indices if all(i >= nexts[i % s] for s, nexts in filters)
+            ]
+            if stop >= max(max(nexts) for _s, nexts in filters):
+                self._filters = []
+        else:
+            out = [fn(i) for i in indices]
+        self.next += len(indices) * self.stride
         self._emitted += len(out)
         if self.next >= self.count:
             self.finished = True
@@ -113,11 +140,12 @@ class _GeneratorReader(SourceReader):
             return 0.0
         return max(0.5, 1000.0 / self.rate)
 
-    def snapshot_position(self) -> dict[str, int]:
-        return {"next": self.next}
+    def snapshot_position(self) -> dict[str, Any]:
+        return {"next": self.next, "stride": self.stride, "filters": list(self._filters)}
 
     def restore_position(self, position: Any) -> None:
         if position is None:
             return
         self.next = int(position["next"])
+        self._filters = [(int(s), list(n)) for s, n in position.get("filters", [])]
         self.finished = self.next >= self.count

@@ -1,0 +1,139 @@
+"""The command line: ``python -m benchmarks [--quick] [--only NAME ...] [--profile]``.
+
+Exit status: 0 when every selected workload computed the right result (and, with
+``--strict``, met its target ratio); 1 when a result was wrong or a program failed;
+2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.errors import BenchmarkError
+from benchmarks.machine import describe_machine, machine_summary
+from benchmarks.registry import Workload, registered, select
+from benchmarks.report import RESULTS_DIR, Run, check_plotting, write_run
+from benchmarks.runner import run_workload
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Flinklet benchmarks: each workload's engine time as a ratio of a plain "
+        "Python loop's, measured in the same run, with results checked for equality.",
+    )
+    p.add_argument("--quick", action="store_true", help="small inputs, one repeat (a smoke run)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these workloads or families (see --list)",
+    )
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument(
+        "--repeats", type=int, help="timed runs per program (default: 5, or 1 with --quick)"
+    )
+    p.add_argument("--records", type=int, help="override every workload's record count")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the engine program of each selected workload with cProfile instead "
+        "of benchmarking (writes results/profile-<workload>.txt)",
+    )
+    p.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where to write the results"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--strict", action="store_true", help="also exit 1 when a target ratio is missed"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list:
+        for w in registered():
+            print(f"{w.name:<22} {w.family:<10} target <= {w.target_ratio:.1f}x  {w.description}")
+        return 0
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
+    if repeats < 1 or (args.records is not None and args.records < 1):
+        print("--repeats and --records must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        workloads = select(args.only)
+        if not args.no_plots and not args.profile:
+            check_plotting()
+    except BenchmarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results_dir: Path = args.results_dir
+
+    if args.profile:
+        return _profile(workloads, args.records, args.quick, results_dir)
+
+    machine = describe_machine()
+    mode = "quick" if args.quick else "full"
+    run = Run(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), mode, repeats, machine)
+    print(f"Flinklet benchmarks, {mode} mode, best of {repeats}; {machine_summary(machine)}")
+    start = time.perf_counter()
+    for w in workloads:
+        records = args.records or w.records(args.quick)
+        run.results.append(run_workload(w, records, repeats))
+    run.duration_s = time.perf_counter() - start
+    written = write_run(run, results_dir, plots=not args.no_plots)
+
+    print()
+    for r in run.results:
+        if r.ok:
+            assert r.engine is not None and r.baseline is not None
+            print(
+                f"{r.workload.name:<22} engine {r.engine.records_per_s_best:>12,.0f} rec/s  "
+                f"loop {r.baseline.records_per_s_best:>12,.0f} rec/s  "
+                f"ratio {r.ratio_best:5.2f}x (median {r.ratio_median:.2f}x, "
+                f"CPU {r.ratio_cpu or 0:.2f}x)  "
+                f"target <= {r.workload.target_ratio:.1f}x: {r.status}"
+            )
+        else:
+            print(f"{r.workload.name:<22} FAILED (see {results_dir / 'report.md'})")
+    print(f"\n{run.duration_s:.0f} s; wrote " + ", ".join(str(p) for p in written))
+    if run.failed:
+        print(
+            f"error: {len(run.failed)} workload(s) failed: "
+            + ", ".join(r.workload.name for r in run.failed),
+            file=sys.stderr,
+        )
+        return 1
+    if args.strict and run.missed:
+        print(
+            "error: target ratio missed by " + ", ".join(r.workload.name for r in run.missed),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _profile(workloads: list[Workload], records: int | None, quick: bool, results_dir: Path) -> int:
+    from benchmarks.profiling import profile_workload
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for w in workloads:
+        n = records or w.records(quick)
+        try:
+            prof = profile_workload(w, n)
+        except BenchmarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        path = results_dir / f"profile-{w.name}.txt"
+        path.write_text(prof.text, encoding="utf-8")
+        print(prof.text)
+        print(f"(written to {path})\n")
+    return status

@@ -1,0 +1,115 @@
+"""Checkpointing of a job running in this process: barriers, snapshots and acks.
+
+Wires the coordinator to the tasks of each execution attempt. Sources get the trigger on
+the scheduler thread, snapshot synchronously and emit the barrier; other tasks snapshot
+when their barriers are aligned. Encoding and writing state files runs on a writer thread
+pool, whose acknowledgements reach the coordinator through its inbox, applied on the
+scheduler thread before every round. A task that finishes leaves a final snapshot that
+stands in for it in later checkpoints, so bounded jobs end with a final checkpoint that
+lets two-phase-commit sinks commit everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flinklet._private.checkpoint.coordinator import (
+    CheckpointCoordinator,
+    PendingCheckpoint,
+    TaskKey,
+)
+from flinklet._private.checkpoint.persist import write_task_state
+from flinklet._private.checkpoint.snapshots import OperatorSnapshot, take_operator_snapshot
+from flinklet._private.exec.barriers import BarrierHandler
+from flinklet._private.network.elements import CheckpointBarrier
+from flinklet.errors import StorageError
+
+if TYPE_CHECKING:
+    from flinklet._private.exec.task import Task
+
+log = logging.getLogger(__name__)
+
+
+def snapshot_task(task: Task, checkpoint_id: int, timestamp: int) -> dict[str, OperatorSnapshot]:
+    return {
+        op.uid: take_operator_snapshot(op, checkpoint_id, timestamp) for op in task.operators
+    }
+
+
+class TaskCheckpointing:
+    """Per attempt: the barrier handlers, triggers and acks of every task."""
+
+    def __init__(self, coordinator: CheckpointCoordinator, tasks: list[Task]) -> None:
+        self.coordinator = coordinator
+        self.tasks = tasks
+        self.by_key: dict[TaskKey, Task] = {(t.vertex_id, t.subtask_index): t for t in tasks}
+        self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flinklet-ckpt")
+        self.pending_storage: dict[int, Any] = {}
+        self.wake: Callable[[], None] = lambda: None
+        exactly_once = coordinator.settings.exactly_once
+        for t in tasks:
+            t.barrier_handler = BarrierHandler(exactly_once, self._aligned)
+            t.on_finished = self._finished
+        coordinator.reset_tasks(set(self.by_key))
+        coordinator.trigger_sources = self._trigger_sources
+        coordinator.notify_complete = self._notify_complete
+        coordinator.notify_aborted = self._notify_aborted
+
+    def _trigger_sources(self, pending: PendingCheckpoint) -> None:
+        self.pending_storage[pending.checkpoint_id] = pending.storage
+        barrier = CheckpointBarrier(pending.checkpoint_id, pending.timestamp, pending.is_savepoint)
+        for t in self.tasks:
+            if t.is_source and not t.finished:
+                self._snapshot_and_forward(t, barrier)
+
+    def _aligned(self, task: Task, barrier: CheckpointBarrier) -> None:
+        self._snapshot_and_forward(task, barrier)
+
+    def _snapshot_and_forward(self, task: Task, barrier: CheckpointBarrier) -> None:
+        snapshots = snapshot_task(task, barrier.checkpoint_id, barrier.timestamp)
+        for w in task.writers:
+            w.broadcast_event(barrier)
+        storage = self.pending_storage.get(barrier.checkpoint_id)
+        if storage is None:
+            return  # the checkpoint was aborted meanwhile
+        key = (task.vertex_id, task.subtask_index)
+        cid = barrier.checkpoint_id
+        coordinator = self.coordinator
+
+        def write() -> None:
+            try:
+                ack = write_task_state(storage, key, snapshots)
+            except StorageError as exc:
+                coordinator.post("decline", (cid, f"task {task.display_name}: {exc}"))
+                return
+            except Exception as exc:  # encoding user state can fail; decline, don't crash
+                coordinator.post(
+                    "decline", (cid, f"task {task.display_name} could not write state: {exc!r}")
+                )
+                return
+            coordinator.post("ack", (cid, ack))
+            self.wake()
+
+        self.writer.submit(write)
+
+    def _finished(self, task: Task) -> None:
+        snapshots = snapshot_task(task, 0, 0)
+        self.coordinator.task_finished((task.vertex_id, task.subtask_index), snapshots)
+
+    def _notify_complete(self, checkpoint_id: int) -> None:
+        self.pending_storage.pop(checkpoint_id, None)
+        for t in self.tasks:
+            for op in t.operators:
+                op.notify_checkpoint_complete(checkpoint_id)
+
+    def _notify_aborted(self, checkpoint_id: int) -> None:
+        self.pending_storage.pop(checkpoint_id, None)
+        for t in self.tasks:
+            for op in t.operators:
+                op.notify_checkpoint_aborted(checkpoint_id)
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=True)
