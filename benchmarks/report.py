@@ -182,6 +182,9 @@ def _workload_section(r: WorkloadResult) -> list[str]:
 # --------------------------------------------------------------------------- plots
 
 
+_LOG_TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100)
+
+
 def _plot(run: Run, results_dir: Path) -> list[str]:
     import matplotlib
 
@@ -189,7 +192,7 @@ def _plot(run: Run, results_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
     ok = [r for r in run.results if r.ok]
     if not ok:
@@ -235,7 +238,7 @@ def _plot(run: Run, results_dir: Path) -> list[str]:
     plt.close(fig)
 
     # repeats.png: the ratio of each repeat, to show how stable the figures are
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     for r in ok:
         per = r.ratios
         ax.plot(range(1, len(per) + 1), per, "o-", label=r.workload.name)
@@ -243,10 +246,12 @@ def _plot(run: Run, results_dir: Path) -> list[str]:
     ax.set_ylabel("engine time / plain-loop time (log)")
     ax.set_xticks(range(1, run.repeats + 1))
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_locator(FixedLocator([t for t in _LOG_TICKS if lo <= t <= hi]))
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(f"Ratio per repeat — {title_tail}", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(results_dir / "repeats.png", dpi=110)
     plt.close(fig)

@@ -3,10 +3,10 @@
 # source through the Go module proxy, at pinned versions, into a cache outside the repository:
 #
 #   ${FLINKLET_CACHE:-$HOME/.cache/flinklet}/k8s-<K8S_VERSION>/bin/
-#       kube-apiserver kube-controller-manager kube-scheduler etcd helm kwok minio
+#       kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm kwok minio
 #
 # Idempotent: a binary whose stamp matches the pinned version and whose version command runs
-# is not rebuilt, so a second run is a no-op that takes about a second.
+# is not rebuilt, so a second run is a no-op that takes under a second.
 #
 # Usage: bash hack/build-k8s.sh            build whatever is missing
 #        bash hack/build-k8s.sh --print-bin-dir   print the bin directory and exit
@@ -21,7 +21,8 @@ ETCD_VERSION="${ETCD_VERSION:-v3.5.35}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 # MinIO publishes RELEASE.* tags that are not semantic versions, so the module proxy only
-# serves it by pseudo-version. This is the last commit of github.com/minio/minio (2026-02-12).
+# serves it by pseudo-version: this is what github.com/minio/minio@latest resolved to
+# (commit 7aac2a2c5b7c of 2026-02-12).
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 
 CACHE_ROOT="${FLINKLET_CACHE:-$HOME/.cache/flinklet}"
@@ -67,14 +68,19 @@ stamp_ok() {
 STAMP_REV=3
 write_stamp() { printf 'rev%s %s' "$STAMP_REV" "$2" > "$BIN/.$1.stamp"; }
 
-# --- lane A: kube-apiserver, kube-controller-manager, kube-scheduler ---------------------------
+# --- lane A: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl -----------------
 K8S_STAMP="k8s.io/kubernetes@${K8S_VERSION} tags=selinux,notest,grpcnotrace"
-K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler)
+# kubectl at the same version: the machine's /usr/bin/kubectl may be outside the +-1 skew.
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 build_k8s() {
   local need=()
   for b in "${K8S_BINS[@]}"; do
-    stamp_ok "$b" "$K8S_STAMP" --version || need+=("$b")
+    if [[ $b == kubectl ]]; then
+      stamp_ok "$b" "$K8S_STAMP" version --client || need+=("$b")
+    else
+      stamp_ok "$b" "$K8S_STAMP" --version || need+=("$b")
+    fi
   done
   if [[ ${#need[@]} == 0 ]]; then
     log "kubernetes ${K8S_VERSION}: up to date"
@@ -115,6 +121,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 EOF
   local major=${K8S_VERSION#v}; major=${major%%.*}
@@ -138,7 +145,7 @@ EOF
     go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$ld" -o "$BIN/" "${pkgs[@]}"
   )
   for b in "${need[@]}"; do
-    "$BIN/$b" --version
+    if [[ $b == kubectl ]]; then "$BIN/$b" version --client; else "$BIN/$b" --version; fi
     write_stamp "$b" "$K8S_STAMP"
   done
   log "kubernetes ${K8S_VERSION}: built in $(( $(date +%s) - start ))s"

@@ -7,10 +7,12 @@ the second per key; in streaming mode each record emits its key's updated
 figure is the engine's per-record cost of a keyed stateful operator: the key selector,
 the keyed-state read and write, building the updated record, and the sink.
 
-Two forms of the same aggregation:
+Three variants:
 
 - ``keyed_sum``: the built-in ``.sum(1)``;
-- ``keyed_reduce``: ``.reduce(add_values)`` with a user function.
+- ``keyed_reduce``: ``.reduce(add_values)`` with a user function;
+- ``keyed_reduce_many_keys``: the same reduce over ``n / 20`` keys (100,000 in full
+  mode) instead of 1,000, so that costs growing with the amount of keyed state show.
 
 The baseline is the loop a user would write instead: a dict from key to running sum,
 the same key selector (and, for ``keyed_reduce``, the same reduce function), each running
@@ -30,18 +32,41 @@ TARGET_RATIO = 3.0
 Record = tuple[int, int]
 
 
+RECORDS_PER_KEY = 20  # keyed_reduce_many_keys
+
+
+def pairs(n: int, keys: int) -> list[Record]:
+    return [(i % keys, i) for i in range(n)]
+
+
+def running_sums(n: int, keys: int) -> Outcome:
+    """Key k gets the values k + keys*j for j < c = its record count; its running sums
+    add up to k*c(c+1)/2 + keys*(c-1)c(c+1)/6."""
+    total = 0
+    for k in range(min(n, keys)):
+        c = (n - k + keys - 1) // keys
+        total += k * c * (c + 1) // 2 + keys * (c - 1) * c * (c + 1) // 6
+    return Outcome(n, total)
+
+
+def many_keys(n: int) -> int:
+    return max(1, n // RECORDS_PER_KEY)
+
+
 def keyed_input(n: int) -> list[Record]:
-    return [(i % KEYS, i) for i in range(n)]
+    return pairs(n, KEYS)
 
 
 def expected(n: int) -> Outcome:
-    """Key k gets the values k + KEYS*j for j < c = its record count; its running sums
-    add up to k*c(c+1)/2 + KEYS*(c-1)c(c+1)/6."""
-    total = 0
-    for k in range(min(n, KEYS)):
-        c = (n - k + KEYS - 1) // KEYS
-        total += k * c * (c + 1) // 2 + KEYS * (c - 1) * c * (c + 1) // 6
-    return Outcome(n, total)
+    return running_sums(n, KEYS)
+
+
+def many_keys_input(n: int) -> list[Record]:
+    return pairs(n, many_keys(n))
+
+
+def many_keys_expected(n: int) -> Outcome:
+    return running_sums(n, many_keys(n))
 
 
 def key_of(record: Record) -> int:
@@ -129,5 +154,22 @@ register(
         full_records=FULL_RECORDS,
         quick_records=QUICK_RECORDS,
         expected=expected,
+    )
+)
+
+
+register(
+    Workload(
+        name="keyed_reduce_many_keys",
+        family="keyed",
+        description=f"from_collection((i % (n/{RECORDS_PER_KEY}), i)) -> key_by -> reduce(fn) "
+        f"-> sink",
+        prepare=many_keys_input,
+        engine=reduce_engine,
+        baseline=reduce_baseline,
+        target_ratio=TARGET_RATIO,
+        full_records=FULL_RECORDS,
+        quick_records=QUICK_RECORDS,
+        expected=many_keys_expected,
     )
 )

@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-k8s.sh"
 BUILD_COMMAND = "bash hack/build-k8s.sh"
 
-K8S_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+K8S_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ALL_BINARIES = (*K8S_BINARIES, "helm", "kwok", "minio")
 
 

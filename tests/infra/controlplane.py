@@ -8,7 +8,9 @@ authorized by RBAC. Logs, certificates and the etcd data live in ``run_dir``.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -206,6 +208,26 @@ class ControlPlane:
         configuration.api_key_prefix = {"authorization": "Bearer"}
         api: ApiClient = client.ApiClient(configuration)
         return api
+
+    def env(self) -> dict[str, str]:
+        """Environment for tools run against this cluster: ``KUBECONFIG``, and ``PATH`` with
+        the cached binaries (kubectl and helm of the pinned versions) first."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def kubectl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run the cached kubectl (same version as the server) against this cluster."""
+        return subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=self.env(),
+        )
 
     def log_paths(self) -> dict[str, Path]:
         return {name: proc.log_path for name, proc in self._procs.items()}

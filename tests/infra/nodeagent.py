@@ -315,6 +315,8 @@ class NodeAgent:
                 self.sync(pods)
             except (KubeHTTPError, httpx.HTTPError) as exc:
                 log.warning("sync failed: %s", exc)
+            except Exception:  # a bug must not orphan every pod: log it and go on
+                log.exception("sync failed")
             time.sleep(SYNC_INTERVAL)
 
     def sync(self, pods: list[JSON]) -> None:
@@ -324,18 +326,20 @@ class NodeAgent:
             uid: str = meta["uid"]
             seen.add(uid)
             run = self.pods.get(uid)
-            if meta.get("deletionTimestamp"):
-                self._terminate(pod, run)
-                continue
-            if run is None:
-                if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-                    continue
-                run = self._admit(pod)
             try:
+                if meta.get("deletionTimestamp"):
+                    self._terminate(pod, run)
+                    continue
+                if run is None:
+                    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                        continue
+                    run = self._admit(pod)
                 self._step(pod, run)
                 self._publish(pod, run)
             except (KubeHTTPError, httpx.HTTPError) as exc:
-                log.warning("pod %s/%s: %s", run.namespace, run.name, exc)
+                log.warning("pod %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
+            except Exception:
+                log.exception("pod %s/%s", meta.get("namespace"), meta.get("name"))
         for uid in set(self.pods) - seen:
             run = self.pods.pop(uid)
             log.info("pod %s/%s is gone: killing its processes", run.namespace, run.name)
@@ -717,6 +721,13 @@ class NodeAgent:
                         self._signal(c, signal.SIGKILL)
 
     def _run_probe(self, c: Container, spec: JSON) -> bool:
+        try:
+            return self._probe_once(c, spec)
+        except (ValueError, KeyError, TypeError) as exc:  # a malformed probe never passes
+            log.warning("container %s: bad probe %s: %s", c.directory, spec, exc)
+            return False
+
+    def _probe_once(self, c: Container, spec: JSON) -> bool:
         timeout = float(spec.get("timeoutSeconds", 1))
         if "httpGet" in spec:
             http = spec["httpGet"]

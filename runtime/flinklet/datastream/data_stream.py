@@ -358,6 +358,9 @@ class DataStream(Generic[T]):
         return self._sink("Print to Std. Err", lambda: PrintSinkOperator(sink_identifier, True))
 
     def add_sink(self, sink_func: Any) -> DataStreamSink:
+        create = getattr(sink_func, "create_operator", None)
+        if callable(create):  # a sink function with its own operator (two-phase commit)
+            return self._sink("Sink", create)
         return self._sink("Sink", lambda: SinkFunctionOperator(sink_func))
 
     def sink_to(self, sink: Any) -> DataStreamSink:
@@ -409,14 +412,20 @@ class CloseableIterator(Iterator[Any]):
 
     def __next__(self) -> Any:
         buf = self._buffer
+        result = self._client.get_job_execution_result()
         with buf.cond:
             while not buf.items:
-                if buf.finished:
+                if buf.finished or result.done():
+                    error = buf.error
+                    if error is None and result.done():
+                        error = result.exception()
+                    if buf.items:
+                        break
                     self.close()
-                    if buf.error is not None:
-                        raise buf.error
+                    if error is not None:
+                        raise error
                     raise StopIteration
-                buf.cond.wait(0.5)
+                buf.cond.wait(0.2)
             return buf.items.popleft()
 
     def close(self) -> None:

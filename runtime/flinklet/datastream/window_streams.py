@@ -138,7 +138,7 @@ class _WindowedBase(Generic[T]):
 
     # -- building ------------------------------------------------------------------------
 
-    def _kind(self, fn: Any, process: bool) -> str:
+    def _kind(self, process: bool) -> str:
         if process:
             return ALL_PROCESS if self._all else PROCESS
         return ALL_APPLY if self._all else APPLY
@@ -146,9 +146,9 @@ class _WindowedBase(Generic[T]):
     def _window_function_kind(self, fn: Any) -> str:
         """A second function given to reduce/aggregate: process() or apply() style."""
         if callable(getattr(fn, "process", None)):
-            return self._kind(fn, True)
+            return self._kind(True)
         if callable(getattr(fn, "apply", None)) or callable(fn):
-            return self._kind(fn, False)
+            return self._kind(False)
         raise ApiUsageError(
             "window_function must be a ProcessWindowFunction, a WindowFunction or a callable "
             f"(key, window, inputs) -> iterable, got {type(fn).__name__}"
@@ -231,7 +231,7 @@ class _WindowedBase(Generic[T]):
             _function_name(process_window_function),
             output_type,
             window_function=process_window_function,
-            function_kind=self._kind(process_window_function, True),
+            function_kind=self._kind(True),
         )
 
     def apply(self, window_function: Any, output_type: Any = None) -> DataStream[Any]:
@@ -241,7 +241,7 @@ class _WindowedBase(Generic[T]):
             _function_name(window_function),
             output_type,
             window_function=window_function,
-            function_kind=self._kind(window_function, False),
+            function_kind=self._kind(False),
         )
 
     # -- built-in aggregations -----------------------------------------------------------

@@ -130,6 +130,18 @@ def test_server_reports_the_pinned_version(
     assert info.git_tree_state == "clean"
 
 
+def test_cached_kubectl_matches_the_server(k8s_control_plane: ControlPlane) -> None:
+    pinned = pinned_k8s_version(k8s_control_plane.bin_dir)
+    done = k8s_control_plane.kubectl("version", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    versions = json.loads(done.stdout)
+    assert versions["clientVersion"]["gitVersion"] == pinned
+    assert versions["serverVersion"]["gitVersion"] == pinned
+    # kubectl authenticates with the admin token and RBAC lets system:masters do anything.
+    can_i = k8s_control_plane.kubectl("auth", "can-i", "create", "deployments", "-A")
+    assert can_i.stdout.strip() == "yes"
+
+
 def test_crd_accepts_a_valid_object(api: client.ApiClient, namespace: str, widget_crd: str) -> None:
     objs = client.CustomObjectsApi(api)
     created = cast(

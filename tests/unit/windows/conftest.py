@@ -35,7 +35,7 @@ class _AnySideOutput(dict[str, list[Callable[..., None]]]):
         super().__init__()
         self._sides = sides
 
-    def get(self, tag_id: str, default: Any = None) -> list[Callable[..., None]]:  # type: ignore[override]
+    def get(self, tag_id: str, default: Any = None) -> list[Callable[..., None]]:
         def collect(values: list[Any], stamps: list[Any] | None) -> None:
             self._sides[tag_id].extend(zip(values, stamps or [None] * len(values), strict=True))
 
@@ -134,7 +134,9 @@ class Harness:
         return sum(len(ns_table) for ns_table in table.values())
 
     def timers(self) -> int:
-        return int(self.op.timers.num_event_time_timers() + self.op.timers.num_processing_time_timers())
+        return int(
+            self.op.timers.num_event_time_timers() + self.op.timers.num_processing_time_timers()
+        )
 
 
 @pytest.fixture

@@ -118,7 +118,9 @@ def test_interval_join_needs_timestamps(harness: Any) -> None:
 
 
 def test_a_plain_callable_works_as_the_join_function(harness: Any) -> None:
-    op = IntervalJoinOperator(lambda left, right, ctx: [(left, right, ctx.timestamp())], _key, _key, 0, 5)
+    op = IntervalJoinOperator(
+        lambda left, right, ctx: [(left, right, ctx.timestamp())], _key, _key, 0, 5
+    )
     h = harness(op)
     h.left(("k", 1), 3).right(("k", 2), 6)
     assert h.take() == [((("k", 1), ("k", 2), 6), 6)]

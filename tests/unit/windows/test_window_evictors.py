@@ -33,7 +33,9 @@ def _values(key: Any, window: Any, inputs: Any) -> list[list[Any]]:
 def evicting_op(assigner: Any, trigger: Any, evictor: Evictor[Any, Any], **fns: Any) -> Any:
     if not fns:
         fns = {"window_function": _values, "function_kind": APPLY}
-    return WindowOperator(WindowSpec(assigner=assigner, trigger=trigger, evictor=evictor, **fns), _key)
+    return WindowOperator(
+        WindowSpec(assigner=assigner, trigger=trigger, evictor=evictor, **fns), _key
+    )
 
 
 # ------------------------------------------------------------------------ on their own
@@ -140,7 +142,10 @@ class _Average(AggregateFunction[Any, tuple[int, int], float]):
 
 def test_evictor_with_aggregate(harness: Any) -> None:
     op = evicting_op(
-        GlobalWindows.create(), CountTrigger.of(3), CountEvictor.of(2), aggregate_function=_Average()
+        GlobalWindows.create(),
+        CountTrigger.of(3),
+        CountEvictor.of(2),
+        aggregate_function=_Average(),
     )
     h = harness(op)
     for i in (1, 2, 4):

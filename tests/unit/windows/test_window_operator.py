@@ -22,6 +22,8 @@ from flinklet.datastream.functions import (
 from flinklet.datastream.output_tag import OutputTag
 from flinklet.datastream.state import ValueStateDescriptor
 from flinklet.datastream.window import (
+    CountTumblingWindowAssigner,
+    DynamicEventTimeSessionWindows,
     EventTimeSessionWindows,
     ProcessingTimeSessionWindows,
     SlidingEventTimeWindows,
@@ -353,3 +355,28 @@ def test_processing_time_sessions_merge_and_fire_on_the_clock(harness: Any) -> N
     h.set_processing_time(149)
     assert h.take() == [(("a", 3), 149)]
     assert h.state_entries("merging-window-set") == 0 and h.timers() == 0
+
+
+def test_dynamic_gap_sessions_take_the_gap_from_each_element(harness: Any) -> None:
+    # the element's value is its gap: a@0 opens [0,5), b@8 with gap 20 opens [8,28) (no
+    # overlap with [0,5)), c@4 with gap 10 opens [4,14), bridging both into [0,28)
+    op = window_op(
+        DynamicEventTimeSessionWindows.with_dynamic_gap(lambda e: e[1]),
+        window_function=_elements,
+        function_kind=APPLY,
+    )
+    h = harness(op)
+    h.elements((("k", 5), 0), (("k", 20), 8), (("k", 10), 4), (("k", 1), 40)).watermark(100)
+    assert sorted(h.take()) == [
+        ((TimeWindow(0, 28), [5, 20, 10]), 27),
+        ((TimeWindow(40, 41), [1]), 40),
+    ]
+
+
+def test_pyflink_count_assigner_numbers_windows_per_key(harness: Any) -> None:
+    op = window_op(CountTumblingWindowAssigner.of(2), window_function=_count, function_kind=APPLY)
+    h = harness(op)
+    for key in "abaab":
+        h.element((key, 1))
+    # per key: elements 0 and 1 fill CountWindow(0); a's third element waits in window 1
+    assert sorted((k, w.id, n) for (k, w, n), _ in h.take()) == [("a", 0, 2), ("b", 0, 2)]

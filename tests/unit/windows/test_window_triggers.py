@@ -196,6 +196,9 @@ class _CountPerWindow(EventTimeTrigger):
 
     desc = ValueStateDescriptor("seen", None)
 
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
     def on_element(self, element: Any, timestamp: int, window: Any, ctx: Any) -> TriggerResult:
         seen = ctx.get_partitioned_state(self.desc)
         seen.update((seen.value() or 0) + 1)
@@ -213,7 +216,6 @@ class _CountPerWindow(EventTimeTrigger):
 def test_trigger_state_is_scoped_to_key_and_window_and_cleared_with_it(harness: Any) -> None:
     trigger = _CountPerWindow()
     op = window_op(TumblingEventTimeWindows.of(10), trigger, reduce_function=_sum)
-    op.trigger.counts = []
     h = harness(op)
     h.elements((("a", 1), 1), (("a", 1), 2), (("b", 1), 3), (("a", 1), 15))
     assert h.state_entries("seen") == 3  # (a,[0,10)), (b,[0,10)), (a,[10,20))

@@ -253,6 +253,9 @@ class CheckpointCoordinator:
     def _persist_finished(self, pending: PendingCheckpoint, key: TaskKey, snapshots: Any) -> None:
         from flinklet._private.checkpoint.persist import write_task_state
 
+        if callable(snapshots):
+            snapshots = snapshots()
+            self.finished[key] = snapshots
         try:
             ack = write_task_state(pending.storage, key, snapshots, finished=True)
         except StorageError as exc:

@@ -26,6 +26,8 @@ def write_task_state(
     total = 0
     subtask = task[1]
     for uid, snap in snapshots.items():
+        if snap.is_empty():
+            continue
         name = state_file_name(uid, subtask)
         size = storage.write(name, snap.encode())
         total += size

@@ -191,7 +191,7 @@ class _Connection:
         config = Config(
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
-            retries={"max_attempts": s.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": s.max_attempts, "mode": "standard"},
             s3={"addressing_style": "path" if s.path_style else "auto"},
             signature_version="s3v4",
             **extra,
@@ -373,12 +373,18 @@ class S3CheckpointStorage:
         self._conn.verified_buckets.add(self._bucket)
 
     def _head(self, key: str, action: str) -> int | None:
-        """The object's size, or None if it does not exist."""
+        """The object's size, or None if it does not exist.
+
+        HEAD answers carry no error body, so a 403 cannot tell a wrong secret from a missing
+        permission; a one-key listing of the same name (which has a body) tells them apart.
+        """
         name, location = self._object(key)
         with self._boundary(action, location):
             try:
                 answer = self._conn.client.head_object(Bucket=self._bucket, Key=name)
             except Exception as exc:
+                if _http_status(exc) == 403:
+                    self._conn.client.list_objects_v2(Bucket=self._bucket, Prefix=name, MaxKeys=1)
                 if _http_status(exc) != 404:
                     raise
                 self._check_bucket(action, location)

@@ -31,6 +31,20 @@ class OperatorSnapshot:
     timers: dict[str, Any] | None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def is_empty(self) -> bool:
+        """No state at all: such operators are left out of checkpoints, so stateless
+        operators can change freely between savepoint and restore (as in Flink)."""
+        if self.keyed is not None and (self.keyed.entry_count() or self.keyed.extra):
+            return False
+        if self.operator is not None and (
+            any(items for _mode, items in self.operator.list_states.values())
+            or any(self.operator.broadcast_states.values())
+        ):
+            return False
+        if self.timers and any(self.timers.values()):
+            return False
+        return not any(v is not None for v in self.raw.values())
+
     def encode(self) -> bytes:
         return serialize(
             (

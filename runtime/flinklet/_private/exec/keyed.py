@@ -68,14 +68,72 @@ class KeyedReduceOperator(StreamOperator):
 # ------------------------------------------------------------- built-in aggregations
 
 
+class FieldAggregation:
+    """``sum``/``min``/``max``/``min_by``/``max_by`` over one field. The per-record function
+    is specialised for the record type on first use (tuples, named tuples, lists, Rows,
+    dicts or plain numbers), so the common case costs one call and one comparison."""
+
+    def __init__(self, position: int | str, kind: str) -> None:
+        self.position = position
+        self.kind = kind
+        self._type: type | None = None
+        self._fn: Callable[[Any, Any], Any] = self._first
+
+    def __call__(self, acc: Any, value: Any) -> Any:
+        if type(acc) is not self._type:
+            self._type = type(acc)
+            self._fn = self._specialise(acc)
+        return self._fn(acc, value)
+
+    def _first(self, acc: Any, value: Any) -> Any:  # pragma: no cover - replaced on use
+        return self(acc, value)
+
+    def _specialise(self, sample: Any) -> Callable[[Any, Any], Any]:
+        kind, pos = self.kind, self.position
+        if isinstance(sample, (int, float)) and not isinstance(sample, bool):
+            if pos not in (0, "0"):
+                raise ApiUsageError(
+                    f"cannot aggregate field {pos!r} of a plain number; use position 0"
+                )
+            return _NUMBER_OPS[kind]
+        if type(sample) is tuple and isinstance(pos, int):
+            i = pos
+            if not -len(sample) <= i < len(sample):
+                raise ApiUsageError(
+                    f"cannot read field {i} of the {len(sample)}-tuple {sample!r} for {kind}()"
+                )
+            if kind == "sum":
+                return lambda a, b: a[:i] + (a[i] + b[i],) + a[i + 1 :]
+            if kind == "min":
+                return lambda a, b: a if a[i] <= b[i] else a[:i] + (b[i],) + a[i + 1 :]
+            if kind == "max":
+                return lambda a, b: a if a[i] >= b[i] else a[:i] + (b[i],) + a[i + 1 :]
+            if kind == "min_by":
+                return lambda a, b: a if a[i] <= b[i] else b
+            return lambda a, b: a if a[i] >= b[i] else b
+        get, put = _getter(pos), _setter(pos)
+        if kind == "sum":
+            return lambda a, b: put(a, get(a) + get(b))
+        if kind == "min":
+            return lambda a, b: a if get(a) <= get(b) else put(a, get(b))
+        if kind == "max":
+            return lambda a, b: a if get(a) >= get(b) else put(a, get(b))
+        if kind == "min_by":
+            return lambda a, b: a if get(a) <= get(b) else b
+        return lambda a, b: a if get(a) >= get(b) else b
+
+
+_NUMBER_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "sum": lambda a, b: a + b,
+    "min": lambda a, b: a if a <= b else b,
+    "max": lambda a, b: a if a >= b else b,
+    "min_by": lambda a, b: a if a <= b else b,
+    "max_by": lambda a, b: a if a >= b else b,
+}
+
+
 def _getter(position: int | str) -> Callable[[Any], Any]:
     def get(value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if position not in (0, "0"):
-                raise ApiUsageError(
-                    f"cannot aggregate field {position!r} of a plain number; use position 0"
-                )
-            return value
         if isinstance(position, str):
             if isinstance(value, dict):
                 return value[position]
@@ -95,32 +153,27 @@ def _getter(position: int | str) -> Callable[[Any], Any]:
 
 
 def _setter(position: int | str) -> Callable[[Any, Any], Any]:
+    from flinklet.common.types import Row
+
     def put(record: Any, field_value: Any) -> Any:
-        if isinstance(record, (int, float)) and not isinstance(record, bool):
-            return field_value
         if isinstance(record, dict):
             out = dict(record)
             out[position] = field_value
             return out
         if isinstance(record, list):
             lst = list(record)
-            lst[position] = field_value  # type: ignore[index]
+            lst[_index(record, position)] = field_value
             return lst
-        from flinklet.common.types import Row
-
         if isinstance(record, Row):
             values = list(record)
-            idx = position if isinstance(position, int) else _field_index(record, position)
-            values[idx] = field_value
-            row = Row(*values)
+            values[_index(record, position)] = field_value
             names = getattr(record, "_fields", None)
             if names:
-                row = Row(**dict(zip(names, values, strict=True)))
-            return row
+                return Row(**dict(zip(names, values, strict=True)))
+            return Row(*values)
         if isinstance(record, tuple):
-            idx = position if isinstance(position, int) else _field_index(record, position)
             values = list(record)
-            values[idx] = field_value
+            values[_index(record, position)] = field_value
             if hasattr(record, "_make"):
                 return record._make(values)
             return tuple(values)
@@ -129,7 +182,9 @@ def _setter(position: int | str) -> Callable[[Any, Any], Any]:
     return put
 
 
-def _field_index(record: Any, position: int | str) -> int:
+def _index(record: Any, position: int | str) -> int:
+    if isinstance(position, int):
+        return position
     names = getattr(record, "_fields", None)
     if not names or position not in names:
         raise ApiUsageError(f"the record {record!r} has no field {position!r} to aggregate")
@@ -137,25 +192,20 @@ def _field_index(record: Any, position: int | str) -> int:
 
 
 def sum_function(position: int | str) -> Callable[[Any, Any], Any]:
-    get, put = _getter(position), _setter(position)
-    return lambda acc, v: put(acc, get(acc) + get(v))
+    return FieldAggregation(position, "sum")
 
 
 def min_function(position: int | str) -> Callable[[Any, Any], Any]:
-    get, put = _getter(position), _setter(position)
-    return lambda acc, v: acc if get(acc) <= get(v) else put(acc, get(v))
+    return FieldAggregation(position, "min")
 
 
 def max_function(position: int | str) -> Callable[[Any, Any], Any]:
-    get, put = _getter(position), _setter(position)
-    return lambda acc, v: acc if get(acc) >= get(v) else put(acc, get(v))
+    return FieldAggregation(position, "max")
 
 
 def min_by_function(position: int | str) -> Callable[[Any, Any], Any]:
-    get = _getter(position)
-    return lambda acc, v: acc if get(acc) <= get(v) else v
+    return FieldAggregation(position, "min_by")
 
 
 def max_by_function(position: int | str) -> Callable[[Any, Any], Any]:
-    get = _getter(position)
-    return lambda acc, v: acc if get(acc) >= get(v) else v
+    return FieldAggregation(position, "max_by")

@@ -55,11 +55,12 @@ class SinkFunctionOperator(StreamOperator):
     def __init__(self, fn: Any) -> None:
         self.user_function = copy_function(fn)
         invoke = getattr(self.user_function, "invoke", None)
+        self._plain: Any = None
         if callable(invoke):
             self._invoke = invoke
         elif callable(self.user_function):
-            f = self.user_function
-            self._invoke = lambda value, ctx: f(value)
+            self._plain = self.user_function
+            self._invoke = lambda value, ctx: self._plain(value)
         else:
             from flinklet.errors import ApiUsageError
 
@@ -72,6 +73,11 @@ class SinkFunctionOperator(StreamOperator):
         self.ctx = _SinkContext(self)
 
     def process_batch(self, values: Values, timestamps: Stamps) -> None:
+        plain = self._plain
+        if plain is not None:
+            for v in values:
+                plain(v)
+            return
         invoke, ctx = self._invoke, self.ctx
         if timestamps is None:
             ctx.ts = None

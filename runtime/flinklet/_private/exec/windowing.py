@@ -47,8 +47,10 @@ from flinklet.datastream.state import (
     ValueStateDescriptor,
 )
 from flinklet.datastream.window import (
+    EventTimeTrigger,
     Evictor,
     MergingWindowAssigner,
+    ProcessingTimeTrigger,
     TimestampedValue,
     Trigger,
     TriggerResult,
@@ -248,6 +250,10 @@ class WindowOperator(KeyedMixin, StreamOperator):
         self.late_tag = spec.late_tag
         self.event_time = bool(self.assigner.is_event_time())
         self.merging = isinstance(self.assigner, MergingWindowAssigner)
+        # the assigner's own default trigger, run inline on the per-record path
+        self._builtin_trigger = type(self.trigger) is (
+            EventTimeTrigger if self.event_time else ProcessingTimeTrigger
+        )
         self._res: ResultCollector | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -278,14 +284,14 @@ class WindowOperator(KeyedMixin, StreamOperator):
         super().open()
         for fn in (self._reduce, self._aggregate):
             opener = getattr(fn, "open", None)
-            if callable(opener) and hasattr(fn, "__dict__"):
+            if callable(opener):
                 opener(self.runtime_context)
 
     def close(self) -> None:
         super().close()
         for fn in (self._reduce, self._aggregate):
             closer = getattr(fn, "close", None)
-            if callable(closer) and hasattr(fn, "__dict__"):
+            if callable(closer):
                 closer()
 
     # -- records -------------------------------------------------------------------------
@@ -312,22 +318,44 @@ class WindowOperator(KeyedMixin, StreamOperator):
         set_namespace = state.set_current_namespace
         event_time, lateness, evicting = self.event_time, self.lateness, self.evictor is not None
         timers = self.timers
+        register = (
+            timers.register_event_time_timer
+            if event_time
+            else timers.register_processing_time_timer
+        )
+        # The default trigger is inlined: it registers a timer at the window's end, which is
+        # also the cleanup time when there is no allowed lateness (one timer does both).
+        builtin = self._builtin_trigger
+        trigger_timer_is_cleanup = builtin and lateness == 0
         for value, ts in zip(values, stamps, strict=False):
             set_key(ks(value))
             if ts is None and event_time:
                 raise _missing_timestamp(self.name, self.assigner)
             skipped = True
             for window in assign(value, ts, actx):
-                if event_time and self._cleanup_time(window) <= timers.current_watermark:
-                    continue  # late window: its state is (being) dropped
+                end = window.max_timestamp()
+                cleanup = end
+                if event_time:
+                    cleanup = end + lateness
+                    if cleanup >= MAX_WATERMARK:
+                        cleanup = MAX_WATERMARK
+                    if cleanup <= timers.current_watermark:
+                        continue  # late window: its state is (being) dropped
                 skipped = False
                 set_namespace(window)
                 add((value, ts) if evicting else value)
-                actx.window = window
-                result = on_element(value, ts, window, actx)
-                if result is not _CONTINUE:
-                    self._act(result, window, res)
-                self._register_cleanup_timer(window)
+                if builtin:
+                    if event_time and end <= timers.current_watermark:
+                        self._act(_FIRE, window, res)  # a late firing within the lateness
+                    else:
+                        register(window, end)
+                else:
+                    actx.window = window
+                    result = on_element(value, ts, window, actx)
+                    if result is not _CONTINUE:
+                        self._act(result, window, res)
+                if cleanup < MAX_WATERMARK and not trigger_timer_is_cleanup:
+                    register(window, cleanup)
             if skipped and event_time and ts + lateness <= timers.current_watermark:  # type: ignore[operator]
                 self._late(value, ts, res)
 
@@ -350,10 +378,19 @@ class WindowOperator(KeyedMixin, StreamOperator):
                 skipped = False
                 state.set_current_namespace(windows.get_state_window(actual))
                 state.add((value, ts) if evicting else value)
-                actx.window = actual
-                result = self.trigger.on_element(value, ts, actual, actx)
-                if result is not _CONTINUE:
-                    self._act(result, actual, res)
+                end = actual.max_timestamp()
+                if self._builtin_trigger:
+                    if self.event_time and end <= self.timers.current_watermark:
+                        self._act(_FIRE, actual, res)
+                    elif self.event_time:
+                        self.timers.register_event_time_timer(actual, end)
+                    else:
+                        self.timers.register_processing_time_timer(actual, end)
+                else:
+                    actx.window = actual
+                    result = self.trigger.on_element(value, ts, actual, actx)
+                    if result is not _CONTINUE:
+                        self._act(result, actual, res)
                 self._register_cleanup_timer(actual)
             windows.persist()
             if skipped and self._is_element_late(ts):

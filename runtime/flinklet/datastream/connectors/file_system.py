@@ -192,3 +192,14 @@ class _FileReader(SourceReader):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+# the file sink lives in its own module; PyFlink users import it from here
+from flinklet.datastream.connectors.file_sink import (  # noqa: E402
+    BucketAssigner,
+    FileSink,
+    OutputFileConfig,
+    RollingPolicy,
+)
+
+__all__ += ["BucketAssigner", "FileSink", "OutputFileConfig", "RollingPolicy"]
