@@ -587,3 +587,11 @@ class ProcessJoinFunction(Function, Generic[IN, IN2, OUT]):
     def process_element(
         self, left: Any, right: Any, ctx: ProcessJoinFunction.Context
     ) -> Iterable[OUT] | None: ...
+
+
+# re-exported here for the Flink name ``org.apache.flink...functions.sink.TwoPhaseCommitSinkFunction``
+from flinklet.datastream.connectors.two_phase_commit import (  # noqa: E402
+    TwoPhaseCommitSinkFunction,
+)
+
+__all__ += ["TwoPhaseCommitSinkFunction"]

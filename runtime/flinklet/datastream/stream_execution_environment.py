@@ -14,6 +14,7 @@ this process (all subtasks interleaved on one thread) unless submitted to a clus
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import json
 import logging
 import threading
@@ -58,7 +59,14 @@ from flinklet.errors import ApiUsageError, ConfigurationError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutionConfig", "JobClient", "StreamExecutionEnvironment"]
+__all__ = [
+    "ExecutionConfig",
+    "JobClient",
+    "ProgramContext",
+    "StreamExecutionEnvironment",
+    "reset_program_context",
+    "set_program_context",
+]
 
 # defaults set by the CLI (``flinklet run -p 4 -D key=value``) for every new environment
 _context_configuration: Configuration | None = None
@@ -67,6 +75,53 @@ _context_configuration: Configuration | None = None
 def set_context_configuration(configuration: Configuration | None) -> None:
     global _context_configuration
     _context_configuration = configuration
+
+
+# where ``execute`` sends jobs when a program runs inside a cluster (application or session
+# mode): a callable (job_graph, settings, checkpoint_settings, restore_from, allow) -> job
+_context_executor: Any = None
+
+
+def set_context_executor(executor: Any) -> None:
+    global _context_executor
+    _context_executor = executor
+
+
+class ProgramContext:
+    """How a job program started on someone's behalf executes: ``flinklet info`` (print
+    the plan instead of running) and session-mode submission (the JobManager runs the
+    program and takes over its jobs).
+
+    Installed for the current thread with :func:`set_program_context`. Every environment
+    created under it applies ``configuration`` (after the CLI's context configuration);
+    ``execute()``/``execute_async()`` call :meth:`before_execute` with the environment
+    before the job is built (it may raise to end the program) and :meth:`on_job` with
+    every job built, before it starts.
+    """
+
+    def __init__(self, configuration: Configuration | None = None) -> None:
+        self.configuration = configuration
+
+    def before_execute(self, env: StreamExecutionEnvironment) -> None:
+        """Called by ``execute``/``execute_async`` before the job graph is built."""
+
+    def on_job(self, job: LocalJob) -> None:
+        """Called with every job the program builds, before it runs."""
+
+
+_program_context: contextvars.ContextVar[ProgramContext | None] = contextvars.ContextVar(
+    "flinklet_program_context", default=None
+)
+
+
+def set_program_context(context: ProgramContext | None) -> contextvars.Token[ProgramContext | None]:
+    """Install ``context`` for programs run on this thread; undo with
+    :func:`reset_program_context`. (New threads start without one.)"""
+    return _program_context.set(context)
+
+
+def reset_program_context(token: contextvars.Token[ProgramContext | None]) -> None:
+    _program_context.reset(token)
 
 
 class ExecutionConfig:
@@ -121,7 +176,7 @@ class JobClient:
     """Handle of a job started with ``execute_async``. Methods returning futures mirror
     PyFlink's (``client.get_job_execution_result().result()``)."""
 
-    def __init__(self, job: LocalJob, job_name: str, thread: threading.Thread) -> None:
+    def __init__(self, job: Any, job_name: str, thread: threading.Thread) -> None:
         self._job = job
         self._job_name = job_name
         self._thread = thread
@@ -174,6 +229,9 @@ class StreamExecutionEnvironment:
         self._last_job: LocalJob | None = None
         if _context_configuration is not None:
             self.configure(_context_configuration)
+        program_context = _program_context.get()
+        if program_context is not None and program_context.configuration is not None:
+            self.configure(program_context.configuration)
         if configuration is not None:
             self.configure(configuration)
 
@@ -503,6 +561,9 @@ class StreamExecutionEnvironment:
         from flinklet.common.config_options import PipelineOptions as P
         from flinklet.common.config_options import StateRecoveryOptions as R
 
+        program_context = _program_context.get()
+        if program_context is not None:
+            program_context.before_execute(self)
         name = job_name or self._conf.get(P.NAME) or "Flink Streaming Job"
         job_graph = build_job_graph(self.get_stream_graph(name))
         job = LocalJob(
@@ -513,6 +574,8 @@ class StreamExecutionEnvironment:
             allow_non_restored_state=bool(self._conf.get(R.IGNORE_UNCLAIMED_STATE)),
         )
         self._last_job = job
+        if program_context is not None:
+            program_context.on_job(job)
         return name, job
 
     def execute(self, job_name: str | None = None) -> JobExecutionResult:
@@ -529,7 +592,12 @@ class StreamExecutionEnvironment:
         def run() -> None:
             client = holder["client"]
             try:
-                job.run()
+                if isinstance(job, LocalJob):
+                    job.run()
+                else:
+                    job.wait()
+                    if job.failure is not None:
+                        raise job.failure
             except BaseException as exc:
                 client._result.set_exception(exc)
                 _finish_collect_buffers(job, exc)

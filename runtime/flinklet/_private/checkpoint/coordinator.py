@@ -70,6 +70,7 @@ class PendingCheckpoint:
     future: Future[str] = field(default_factory=Future)
     size: int = 0
     kind: str = "CHECKPOINT"
+    notify: bool = True
 
 
 @dataclass
@@ -140,6 +141,9 @@ class CheckpointCoordinator:
         self.notify_complete: Callable[[int], None] = lambda checkpoint_id: None
         self.notify_aborted: Callable[[int], None] = lambda checkpoint_id: None
         self.fatal: CheckpointError | None = None
+        # locally the coordinator writes finished tasks' final state itself; in a cluster
+        # the slot that ran the task does, when it gets the trigger
+        self.persist_finished_locally = True
         self._checkpoint_root = (
             storage_for(settings.storage_uri, settings.storage_options)
             if settings.storage_uri
@@ -196,8 +200,15 @@ class CheckpointCoordinator:
     # -- triggering --------------------------------------------------------------------------
 
     def trigger(
-        self, now: int, is_savepoint: bool = False, target_dir: str | None = None
+        self,
+        now: int,
+        is_savepoint: bool = False,
+        target_dir: str | None = None,
+        notify: bool | None = None,
     ) -> PendingCheckpoint:
+        """Start a checkpoint (or savepoint). Tasks hear ``notify_checkpoint_complete`` for
+        checkpoints and for savepoints that end the job (stop-with-savepoint); a plain
+        savepoint does not make two-phase-commit sinks commit, as in Flink 1.15+."""
         from flinklet._private.checkpoint.layout import checkpoint_dir, savepoint_dir_name
 
         cid = self.next_id
@@ -236,6 +247,8 @@ class CheckpointCoordinator:
         self.stats.triggered += 1
         self.stats.in_progress += 1
         self.trigger_sources(pending)
+        if not self.persist_finished_locally:
+            return pending
         for key, final in list(self.finished.items()):
             # finished tasks contribute the state they finished with
             if key in pending.awaiting:
@@ -246,6 +259,8 @@ class CheckpointCoordinator:
         """A task finished: it acknowledges every pending (and future) checkpoint with the
         state it finished with."""
         self.finished[key] = final_snapshots
+        if not self.persist_finished_locally:
+            return
         for p in list(self.pending.values()):
             if key in p.awaiting:
                 self._persist_finished(p, key, final_snapshots)
@@ -325,7 +340,8 @@ class CheckpointCoordinator:
             if q.checkpoint_id < p.checkpoint_id and not q.is_savepoint
         ]:
             self._fail(older, f"subsumed by checkpoint {p.checkpoint_id}")
-        self.notify_complete(p.checkpoint_id)
+        if p.notify:
+            self.notify_complete(p.checkpoint_id)
         if not p.future.done():
             p.future.set_result(p.pointer)
         log.info(

@@ -49,6 +49,8 @@ class TaskCheckpointing:
         self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flinklet-ckpt")
         self.pending_storage: dict[int, Any] = {}
         self.wake: Callable[[], None] = lambda: None
+        self.remote = False
+        self.resolve_storage: Callable[[str], Any] = lambda pointer: None
         exactly_once = coordinator.settings.exactly_once
         for t in tasks:
             t.barrier_handler = BarrierHandler(exactly_once, self._aligned)
@@ -60,7 +62,12 @@ class TaskCheckpointing:
 
     def _trigger_sources(self, pending: PendingCheckpoint) -> None:
         self.pending_storage[pending.checkpoint_id] = pending.storage
-        barrier = CheckpointBarrier(pending.checkpoint_id, pending.timestamp, pending.is_savepoint)
+        barrier = CheckpointBarrier(
+            pending.checkpoint_id,
+            pending.timestamp,
+            pending.is_savepoint,
+            target=getattr(pending, "pointer", None) if self.remote else None,
+        )
         for t in self.tasks:
             if t.is_source and not t.finished:
                 self._snapshot_and_forward(t, barrier)
@@ -73,6 +80,10 @@ class TaskCheckpointing:
         for w in task.writers:
             w.broadcast_event(barrier)
         storage = self.pending_storage.get(barrier.checkpoint_id)
+        if storage is None and barrier.target is not None:
+            # cluster mode: the barrier overtook the trigger message to this process
+            storage = self.resolve_storage(barrier.target)
+            self.pending_storage[barrier.checkpoint_id] = storage
         if storage is None:
             return  # the checkpoint was aborted meanwhile
         key = (task.vertex_id, task.subtask_index)

@@ -472,10 +472,20 @@ class LocalJob:
         except (CheckpointError, StorageError) as exc:
             raise SavepointRestoreError(str(exc)) from exc
         channels = build_channels(self.job_graph, self.settings.channel_capacity)
-        deployment = deploy_tasks(
-            self.job_id, self.job_graph, self.settings, self.attempt, channels,
-            registry=self.registry, restore=plan,
-        )
+        try:
+            deployment = deploy_tasks(
+                self.job_id, self.job_graph, self.settings, self.attempt, channels,
+                registry=self.registry, restore=plan,
+            )
+        except (UserFunctionError, SavepointRestoreError, JobCancelledError):
+            raise
+        except Exception as exc:
+            # restoring operator state failed: as a task failure, the restart strategy applies
+            tb = user_traceback(exc)
+            raise UserFunctionError(
+                f"Restoring the operators' state failed: {type(exc).__name__}: {exc}\n{tb}",
+                "restore", 0, tb,
+            ) from exc
         self.deployment = deployment
         scheduler = Scheduler(deployment.tasks, self.settings)
         self._scheduler = scheduler
@@ -536,7 +546,7 @@ class LocalJob:
                     self._drain_target = (target, future)
                     self._stop_sources("drain")
                 else:
-                    pending = self.coordinator.trigger(now, True, target)
+                    pending = self.coordinator.trigger(now, True, target, notify=True)
                     self._stop_sources("suspend")
                     self._stopping = (pending.future, future)
         except Exception as exc:
@@ -561,7 +571,7 @@ class LocalJob:
         if self._drain_target is not None:
             target, future = self._drain_target
             self._drain_target = None
-            pending = coordinator.trigger(wall_clock_ms(), True, target)
+            pending = coordinator.trigger(wall_clock_ms(), True, target, notify=True)
             _chain(pending.future, future)
             if pending.future.exception() is not None:
                 raise CheckpointError(str(pending.future.exception()))

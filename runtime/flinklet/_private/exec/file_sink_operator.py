@@ -228,6 +228,9 @@ class FileSinkOperator(StreamOperator):
                 f"modified. Restore from a checkpoint taken after the change, or delete the "
                 f"file and give the sink a new uid"
             )
+        if durable == 0:  # nothing of it was checkpointed: no empty file appears
+            os.remove(path)
+            return
         if size > durable:  # written after the checkpoint by the failed attempt
             with open(path, "r+b") as f:
                 f.truncate(durable)

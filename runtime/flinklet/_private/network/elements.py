@@ -53,6 +53,7 @@ class CheckpointBarrier:
     timestamp: int
     is_savepoint: bool = False
     unaligned: bool = False
+    target: str | None = None  # the checkpoint directory URI (cluster mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,26 @@ from flinklet.datastream.connectors.datagen import (
     GeneratorFunction,
     RateLimiterStrategy,
 )
+from flinklet.datastream.connectors.file_system import (
+    BucketAssigner,
+    FileSink,
+    FileSource,
+    OutputFileConfig,
+    RollingPolicy,
+    StreamFormat,
+)
 from flinklet.datastream.connectors.number_seq import NumberSequenceSource
+from flinklet.datastream.connectors.two_phase_commit import TwoPhaseCommitSinkFunction
 
 __all__ = [
     "Boundedness",
+    "BucketAssigner",
+    "FileSink",
+    "FileSource",
+    "OutputFileConfig",
+    "RollingPolicy",
+    "StreamFormat",
+    "TwoPhaseCommitSinkFunction",
     "DataGeneratorSource",
     "GeneratorFunction",
     "NumberSequenceSource",

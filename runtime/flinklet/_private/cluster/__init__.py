@@ -1,0 +1,1 @@
+"""The cluster runtime: JobManager, TaskManagers and their slot processes."""

@@ -1,0 +1,395 @@
+"""A TaskManager slot: one OS process that runs its share of every job's subtasks.
+
+The slot registers with the JobManager over the control connection, heartbeats, and
+runs each deployed execution attempt on a ``JobRunner`` thread: the same tasks and
+cooperative scheduler as a local job, with TCP channels to subtasks in other processes.
+Checkpoint triggers, completion notices, stop and cancel requests arrive as control
+messages and are applied on the runner's scheduler thread between rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import cloudpickle
+
+from flinklet._private.checkpoint.persist import write_task_state
+from flinklet._private.checkpoint.restore import plan_restore
+from flinklet._private.cluster.channels import slot_channels
+from flinklet._private.cluster.network import NetworkService
+from flinklet._private.cluster.protocol import frame, loads
+from flinklet._private.exec.checkpointing import TaskCheckpointing, snapshot_task
+from flinklet._private.exec.executor import (
+    ExecutionSettings,
+    Scheduler,
+    _open_pointer,
+    _storage_for,
+    deploy_tasks,
+)
+from flinklet._private.metrics import MetricRegistry
+from flinklet.errors import JobCancelledError, UserFunctionError
+
+log = logging.getLogger(__name__)
+
+
+class ControlConnection:
+    """Blocking, framed messages to and from the JobManager."""
+
+    def __init__(self, address: tuple[str, int], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: OSError | None = None
+        while True:
+            try:
+                self.sock = socket.create_connection(address, timeout=5)
+                break
+            except OSError as exc:
+                last = exc
+                if time.monotonic() > deadline:
+                    raise ConnectionError(
+                        f"cannot reach the JobManager at {address[0]}:{address[1]} ({last}); "
+                        f"check jobmanager.rpc.address / jobmanager.rpc.port"
+                    ) from exc
+                time.sleep(0.5)
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._lock = threading.Lock()
+        self._file = self.sock.makefile("rb")
+
+    def send(self, message: Any) -> None:
+        data = frame(message)
+        with self._lock:
+            self.sock.sendall(data)
+
+    def receive(self) -> Any:
+        header = self._file.read(4)
+        if len(header) < 4:
+            raise ConnectionError("the JobManager closed the control connection")
+        length = int.from_bytes(header, "big")
+        return loads(self._file.read(length))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@dataclass
+class _Pending:
+    checkpoint_id: int
+    timestamp: int
+    is_savepoint: bool
+    storage: Any
+    pointer: str
+
+
+class _CoordinatorProxy:
+    """What ``TaskCheckpointing`` needs from a coordinator, forwarded to the JobManager."""
+
+    def __init__(self, runner: JobRunner, exactly_once: bool) -> None:
+        self.runner = runner
+        self.settings = SimpleNamespace(exactly_once=exactly_once)
+        self.finished: dict[tuple[int, int], Any] = {}
+        self.trigger_sources: Any = None
+        self.notify_complete: Any = None
+        self.notify_aborted: Any = None
+
+    def reset_tasks(self, tasks: set[tuple[int, int]]) -> None:
+        self.finished = {}
+
+    def post(self, kind: str, payload: Any) -> None:
+        self.runner.send(("checkpoint", self.runner.job_id, self.runner.attempt, kind, payload))
+
+    def task_finished(self, key: tuple[int, int], lazy_snapshot: Any) -> None:
+        self.finished[key] = lazy_snapshot
+        self.runner.send(("task_finished", self.runner.job_id, self.runner.attempt, key))
+
+
+class JobRunner(threading.Thread):
+    """One execution attempt of one job in this slot."""
+
+    def __init__(self, slot: SlotProcess, spec: dict[str, Any]) -> None:
+        super().__init__(name=f"flinklet-job-{spec['job_id'][:8]}-{spec['attempt']}", daemon=True)
+        self.slot = slot
+        self.spec = spec
+        self.job_id: str = spec["job_id"]
+        self.attempt: int = spec["attempt"]
+        self.requests: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.scheduler: Scheduler | None = None
+        self.tasks: list[Any] = []
+        self.closed = threading.Event()
+        self.cancelled = threading.Event()
+        self.registry = MetricRegistry()
+
+    def send(self, message: Any) -> None:
+        self.slot.send(message)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except JobCancelledError:
+            self.send(("attempt_cancelled", self.job_id, self.attempt, self.slot.slot_id))
+        except UserFunctionError as exc:
+            self.send(("task_failed", self.job_id, self.attempt, str(exc), exc.operator_name))
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(exc))
+            self.send(("task_failed", self.job_id, self.attempt, detail, "deployment"))
+        finally:
+            self.slot.network.release(
+                lambda k, j=self.job_id, a=self.attempt: k[0] == j and k[1] == a
+            )
+            for t in self.tasks:
+                try:
+                    t.close()
+                except Exception as exc:  # closing must reach every task
+                    log.warning("closing %s failed: %s", t.display_name, exc)
+            self.slot.runners.pop((self.job_id, self.attempt), None)
+
+    def _run(self) -> None:
+        spec = self.spec
+        for entry in spec.get("sys_path", []):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        job_graph = cloudpickle.loads(spec["job_graph"])
+        settings: ExecutionSettings = cloudpickle.loads(spec["settings"])
+        me = self.slot.slot_id
+        assignment: dict[tuple[int, int], str] = spec["assignment"]
+        plan = None
+        if spec.get("restore"):
+            pointer, allow = spec["restore"]
+            storage, resolved = _open_pointer(pointer, spec["checkpoint_settings"])
+            plan = plan_restore(storage, resolved, job_graph, allow)
+        scheduler_wakeup = threading.Event()
+        self.slot.wakeups.append(scheduler_wakeup)
+        channels = slot_channels(
+            job_graph, self.job_id, self.attempt, assignment, spec["addresses"], me,
+            self.slot.network, settings.channel_capacity,
+        )
+        deployment = deploy_tasks(
+            self.job_id, job_graph, settings, self.attempt, channels,
+            subtasks=lambda v, i: assignment[(v.id, i)] == me,
+            registry=self.registry, restore=plan,
+        )
+        self.tasks = deployment.tasks
+        scheduler = Scheduler(deployment.tasks, settings)
+        scheduler.wakeup = scheduler_wakeup
+        self.scheduler = scheduler
+        proxy = _CoordinatorProxy(self, spec["checkpoint_settings"].exactly_once)
+        self.proxy = proxy
+        checkpointing = TaskCheckpointing(proxy, deployment.tasks)  # type: ignore[arg-type]
+        checkpointing.remote = True
+        options = spec["checkpoint_settings"].storage_options
+        checkpointing.resolve_storage = lambda pointer: _storage_for(pointer, options)
+        checkpointing.wake = scheduler_wakeup.set
+        self.checkpointing = checkpointing
+        scheduler.before_round = self._before_round
+        if self.cancelled.is_set():
+            raise JobCancelledError("cancelled before it started")
+        for t in deployment.tasks:
+            scheduler._guard(t, t.open)
+        self.send(("attempt_running", self.job_id, self.attempt, me))
+        try:
+            scheduler.run()
+            # every local task finished; serve checkpoint requests until the JobManager
+            # closes the attempt (the final checkpoint commits sinks)
+            while not self.closed.is_set():
+                if self.cancelled.is_set():
+                    raise JobCancelledError("cancelled")
+                self._before_round()
+                scheduler_wakeup.wait(0.05)
+                scheduler_wakeup.clear()
+        finally:
+            checkpointing.close()
+            if scheduler_wakeup in self.slot.wakeups:
+                self.slot.wakeups.remove(scheduler_wakeup)
+
+    def _before_round(self) -> None:
+        if self.cancelled.is_set():
+            raise JobCancelledError("cancelled by the JobManager")
+        if self.slot.network.peer_failures:
+            raise ConnectionError(self.slot.network.peer_failures[-1])
+        while True:
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(request)
+
+    def _apply(self, request: tuple[Any, ...]) -> None:
+        kind = request[0]
+        cp = self.checkpointing
+        if kind == "trigger":
+            _, cid, ts, is_savepoint, pointer = request
+            storage = _storage_for(pointer, self.spec["checkpoint_settings"].storage_options)
+            pending = _Pending(cid, ts, is_savepoint, storage, pointer)
+            cp._trigger_sources(pending)  # running sources: snapshot + barrier
+            for key, lazy in list(self.proxy.finished.items()):
+                snapshots = lazy() if callable(lazy) else lazy
+                self.proxy.finished[key] = snapshots
+                cp.writer.submit(self._write_finished, storage, key, snapshots, cid)
+        elif kind == "notify":
+            _, cid, complete = request
+            (cp._notify_complete if complete else cp._notify_aborted)(cid)
+        elif kind == "stop_sources":
+            for t in self.tasks:
+                if t.is_source and not t.finished:
+                    t.stop_requested = request[1]
+        elif kind == "resume_sources":
+            for t in self.tasks:
+                t.stop_requested = None
+        elif kind == "close":
+            self.closed.set()
+        elif kind == "cancel":
+            raise JobCancelledError("cancelled by the JobManager")
+
+    def _write_finished(self, storage: Any, key: tuple[int, int], snapshots: Any, cid: int) -> None:
+        try:
+            ack = write_task_state(storage, key, snapshots, finished=True)
+        except Exception as exc:
+            self.proxy.post("decline", (cid, f"finished task {key}: {exc}"))
+            return
+        self.proxy.post("ack", (cid, ack))
+
+    def task_report(self) -> list[dict[str, Any]]:
+        out = []
+        for t in list(self.tasks):
+            out.append({
+                "vertex_id": t.vertex_id,
+                "subtask": t.subtask_index,
+                "state": t.state,
+                "records_in": t.num_records_in,
+                "records_out": sum(w.num_records_out for w in t.writers),
+                "backpressured": t.backpressured_steps,
+                "watermark": max((v.last_output for v in t.valves), default=None),
+            })
+        return out
+
+
+class SlotProcess:
+    def __init__(
+        self,
+        tm_id: str,
+        index: int,
+        jobmanager: tuple[str, int],
+        host: str = "127.0.0.1",
+        bind_host: str | None = None,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        self.tm_id = tm_id
+        self.index = index
+        self.slot_id = f"{tm_id}-{index}-{uuid.uuid4().hex[:6]}"
+        self.jobmanager = jobmanager
+        self.host = host
+        self.heartbeat_interval = heartbeat_interval
+        self.runners: dict[tuple[str, int], JobRunner] = {}
+        self.wakeups: list[threading.Event] = []
+        self.network = NetworkService(bind_host or host, self.slot_id, self._wake_all)
+        self.control: ControlConnection | None = None
+        self._stop = threading.Event()
+
+    def _wake_all(self) -> None:
+        for w in list(self.wakeups):
+            w.set()
+
+    def send(self, message: Any) -> None:
+        if self.control is not None:
+            try:
+                self.control.send(message)
+            except OSError as exc:
+                log.warning("lost the JobManager connection: %s", exc)
+                self._stop.set()
+
+    def run(self) -> None:
+        self.network.start()
+        self.control = ControlConnection(self.jobmanager)
+        self.send(("register", {
+            "slot_id": self.slot_id, "tm_id": self.tm_id, "index": self.index,
+            "host": self.host, "data_port": self.network.port, "pid": os.getpid(),
+        }))
+        threading.Thread(target=self._heartbeats, name="flinklet-heartbeat", daemon=True).start()
+        try:
+            while not self._stop.is_set():
+                message = self.control.receive()
+                self._dispatch(message)
+        except (ConnectionError, OSError) as exc:
+            log.error("slot %s: the JobManager went away (%s); exiting", self.slot_id, exc)
+        finally:
+            for r in list(self.runners.values()):
+                r.cancelled.set()
+            self.network.stop()
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "deploy":
+            spec = message[1]
+            runner = JobRunner(self, spec)
+            self.runners[(spec["job_id"], spec["attempt"])] = runner
+            runner.start()
+        elif kind == "cancel":
+            _, job_id, attempt = message
+            for (j, a), r in list(self.runners.items()):
+                if j == job_id and (attempt is None or a <= attempt):
+                    # in order after earlier requests (a completion notice must be applied
+                    # before the cancel); forced if the runner does not get to it
+                    r.requests.put(("cancel",))
+                    threading.Timer(5.0, r.cancelled.set).start()
+                    self._wake_all()
+        elif kind in ("trigger", "notify", "stop_sources", "resume_sources", "close"):
+            job_id, attempt = message[1], message[2]
+            runner = self.runners.get((job_id, attempt))
+            if runner is not None:
+                runner.requests.put((kind, *message[3:]))
+                self._wake_all()
+        elif kind == "shutdown":
+            self._stop.set()
+
+    def _heartbeats(self) -> None:
+        while not self._stop.is_set():
+            tasks = {f"{j}:{a}": r.task_report() for (j, a), r in list(self.runners.items())}
+            self.send(("heartbeat", self.slot_id, tasks))
+            self._stop.wait(self.heartbeat_interval)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the TaskManager process that started us dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="flinklet slot")
+    parser.add_argument("--tm-id", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--jobmanager", required=True, help="host:port of the JobManager RPC")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--bind-host", default=None)
+    parser.add_argument("--heartbeat-interval", type=float, default=1.0)
+    ns = parser.parse_args(argv)
+    if os.environ.get("FLINKLET_DIE_WITH_PARENT") == "1":
+        _die_with_parent()
+    logging.basicConfig(level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s slot: %(message)s")
+    host, _, port = ns.jobmanager.rpartition(":")
+    SlotProcess(ns.tm_id, ns.index, (host, int(port)), ns.host, ns.bind_host,
+                ns.heartbeat_interval).run()
+    return 0
