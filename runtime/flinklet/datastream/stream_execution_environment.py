@@ -557,7 +557,7 @@ class StreamExecutionEnvironment:
             storage_options=options,
         )
 
-    def _prepare(self, job_name: str | None) -> tuple[str, LocalJob]:
+    def _prepare(self, job_name: str | None) -> tuple[str, Any]:
         from flinklet.common.config_options import PipelineOptions as P
         from flinklet.common.config_options import StateRecoveryOptions as R
 
@@ -566,13 +566,22 @@ class StreamExecutionEnvironment:
             program_context.before_execute(self)
         name = job_name or self._conf.get(P.NAME) or "Flink Streaming Job"
         job_graph = build_job_graph(self.get_stream_graph(name))
-        job = LocalJob(
-            job_graph,
-            self._settings(job_graph),
-            checkpoint_settings=self._checkpoint_settings(),
-            restore_from=self._conf.get(R.SAVEPOINT_PATH),
-            allow_non_restored_state=bool(self._conf.get(R.IGNORE_UNCLAIMED_STATE)),
-        )
+        restore = self._conf.get(R.SAVEPOINT_PATH)
+        allow = bool(self._conf.get(R.IGNORE_UNCLAIMED_STATE))
+        job: Any
+        if _context_executor is not None:
+            # inside a cluster (application / session mode): the JobManager runs it
+            job = _context_executor(
+                job_graph, self._settings(job_graph), self._checkpoint_settings(), restore, allow
+            )
+        else:
+            job = LocalJob(
+                job_graph,
+                self._settings(job_graph),
+                checkpoint_settings=self._checkpoint_settings(),
+                restore_from=restore,
+                allow_non_restored_state=allow,
+            )
         self._last_job = job
         if program_context is not None:
             program_context.on_job(job)
@@ -582,7 +591,12 @@ class StreamExecutionEnvironment:
         """Run the job to completion in this process; raises ``JobExecutionError`` (with
         the failing operator and the user's traceback) if it fails."""
         _name, job = self._prepare(job_name)
-        job.run()
+        if isinstance(job, LocalJob):
+            job.run()
+        else:
+            job.wait()
+            if job.failure is not None:
+                raise job.failure
         return JobExecutionResult(job.job_id, job.net_runtime_ms, {})
 
     def execute_async(self, job_name: str = "Flink Streaming Job") -> JobClient:
@@ -619,8 +633,9 @@ def _finish_collect_buffers(job: LocalJob, error: BaseException | None) -> None:
     from flinklet._private.exec.executor import collect_buffer
     from flinklet._private.exec.sinks import CollectSinkOperator
 
-    if job.deployment is not None:
-        for op in job.deployment.operators_by_uid.values():
+    deployment = getattr(job, "deployment", None)
+    if deployment is not None and hasattr(deployment, "operators_by_uid"):
+        for op in deployment.operators_by_uid.values():
             if isinstance(op, CollectSinkOperator):
                 collect_buffer(op.buffer_id).finish(error)
 

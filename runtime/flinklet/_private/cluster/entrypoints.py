@@ -27,7 +27,9 @@ from flinklet.common.configuration import Configuration
 log = logging.getLogger("flinklet.cluster")
 
 
-def load_configuration(conf_dir: str | None = None, dynamic: list[str] | None = None) -> Configuration:
+def load_configuration(
+    conf_dir: str | None = None, dynamic: list[str] | None = None
+) -> Configuration:
     conf = Configuration()
     directory = conf_dir or os.environ.get("FLINKLET_CONF_DIR")
     if directory:
@@ -67,8 +69,11 @@ def run_jobmanager(argv: list[str]) -> int:
     parser.add_argument("-p", "--parallelism", type=int)
     parser.add_argument("-s", "--from-savepoint")
     parser.add_argument("--allow-non-restored-state", action="store_true")
-    parser.add_argument("--exit-on-finish", action="store_true",
-                        help="exit when the application's job reached a terminal state")
+    parser.add_argument(
+        "--exit-on-finish",
+        action="store_true",
+        help="exit when the application's job reached a terminal state",
+    )
     ns = parser.parse_args(argv)
     _setup_logging()
     conf = load_configuration(ns.conf_dir, ns.define)
@@ -86,7 +91,10 @@ def run_jobmanager(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
         "JobManager ready: RPC %s:%d, REST %s:%d",
-        cluster.jm.rpc_host, cluster.jm.rpc_port, cluster.rest_host, cluster.rest_port,
+        cluster.jm.rpc_host,
+        cluster.jm.rpc_port,
+        cluster.rest_host,
+        cluster.rest_port,
     )
     if ns.job_entrypoint:
         app = threading.Thread(
@@ -123,11 +131,14 @@ def run_taskmanager(argv: list[str]) -> int:
     bind = conf.get_string("taskmanager.bind-host", host)
     tm_id = ns.tm_id or os.environ.get("HOSTNAME") or f"tm-{uuid.uuid4().hex[:8]}"
     heartbeat = conf.get_string("heartbeat.interval", "1000")
-    supervisor = TaskManagerSupervisor(tm_id, slots, f"{jm_host}:{jm_port}", host, bind,
-                                       float(heartbeat.split()[0]) / 1000.0)
+    supervisor = TaskManagerSupervisor(
+        tm_id, slots, f"{jm_host}:{jm_port}", host, bind, float(heartbeat.split()[0]) / 1000.0
+    )
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
-    log.info("TaskManager %s: %d slot process(es), JobManager %s:%d", tm_id, slots, jm_host, jm_port)
+    log.info(
+        "TaskManager %s: %d slot process(es), JobManager %s:%d", tm_id, slots, jm_host, jm_port
+    )
     supervisor.run()
     return 0
 
@@ -136,8 +147,9 @@ class TaskManagerSupervisor:
     """Starts one OS process per slot (separate interpreters: no shared GIL) and restarts
     a slot process that dies; the slots die with the TaskManager."""
 
-    def __init__(self, tm_id: str, slots: int, jobmanager: str, host: str, bind: str,
-                 heartbeat: float) -> None:
+    def __init__(
+        self, tm_id: str, slots: int, jobmanager: str, host: str, bind: str, heartbeat: float
+    ) -> None:
         self.tm_id = tm_id
         self.slots = slots
         self.jobmanager = jobmanager
@@ -150,9 +162,24 @@ class TaskManagerSupervisor:
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ, FLINKLET_DIE_WITH_PARENT="1")
         return subprocess.Popen(
-            [sys.executable, "-m", "flinklet", "slot", "--tm-id", self.tm_id, "--index",
-             str(index), "--jobmanager", self.jobmanager, "--host", self.host,
-             "--bind-host", self.bind, "--heartbeat-interval", str(self.heartbeat)],
+            [
+                sys.executable,
+                "-m",
+                "flinklet",
+                "slot",
+                "--tm-id",
+                self.tm_id,
+                "--index",
+                str(index),
+                "--jobmanager",
+                self.jobmanager,
+                "--host",
+                self.host,
+                "--bind-host",
+                self.bind,
+                "--heartbeat-interval",
+                str(self.heartbeat),
+            ],
             env=env,
         )
 
@@ -183,7 +210,9 @@ class TaskManagerSupervisor:
 
 
 def _cluster_dir() -> Path:
-    path = Path(os.environ.get("FLINKLET_CLUSTER_DIR", Path.home() / ".cache" / "flinklet" / "cluster"))
+    path = Path(
+        os.environ.get("FLINKLET_CLUSTER_DIR", Path.home() / ".cache" / "flinklet" / "cluster")
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -214,22 +243,39 @@ def cluster_command(argv: list[str]) -> int:
         print("flinklet: local cluster stopped")
         return 0
     if pids.exists():
-        print(f"flinklet: a local cluster seems to be running ({pids}); run 'flinklet cluster stop' first",
-              file=sys.stderr)
+        print(
+            f"flinklet: a local cluster seems to be running ({pids}); run 'flinklet cluster stop' first",
+            file=sys.stderr,
+        )
         return 1
-    common = [f"-Djobmanager.rpc.port={ns.rpc_port}", f"-Drest.port={ns.rest_port}",
-              f"-Dtaskmanager.numberOfTaskSlots={ns.slots}", *(f"-D{d}" for d in ns.define)]
+    common = [
+        f"-Djobmanager.rpc.port={ns.rpc_port}",
+        f"-Drest.port={ns.rest_port}",
+        f"-Dtaskmanager.numberOfTaskSlots={ns.slots}",
+        *(f"-D{d}" for d in ns.define),
+    ]
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
     procs: list[subprocess.Popen[bytes]] = []
     with open(logs / "jobmanager.log", "ab") as out:
-        procs.append(subprocess.Popen([sys.executable, "-m", "flinklet", "jobmanager", *common],
-                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "flinklet", "jobmanager", *common],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     for i in range(ns.taskmanagers):
         with open(logs / f"taskmanager-{i}.log", "ab") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "flinklet", "taskmanager", f"--tm-id=tm-{i}", *common],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "flinklet", "taskmanager", f"--tm-id=tm-{i}", *common],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     pids.write_text("\n".join(str(p.pid) for p in procs))
     import httpx
 
@@ -238,8 +284,10 @@ def cluster_command(argv: list[str]) -> int:
         try:
             overview: Any = httpx.get(f"http://127.0.0.1:{ns.rest_port}/overview", timeout=2).json()
             if overview.get("slots-total", 0) >= ns.taskmanagers * ns.slots:
-                print(f"flinklet: local cluster up: REST http://127.0.0.1:{ns.rest_port}, "
-                      f"{ns.taskmanagers} TaskManager(s) x {ns.slots} slot(s); logs in {logs}")
+                print(
+                    f"flinklet: local cluster up: REST http://127.0.0.1:{ns.rest_port}, "
+                    f"{ns.taskmanagers} TaskManager(s) x {ns.slots} slot(s); logs in {logs}"
+                )
                 return 0
         except httpx.HTTPError:
             pass

@@ -116,12 +116,21 @@ class ClusterJob:
         self._graph_bytes = cloudpickle.dumps(job_graph)
         self._settings_bytes = cloudpickle.dumps(settings)
         operators = {
-            n.uid: (n.name, n.parallelism, n.max_parallelism,
-                    any(k is not None for k in n.key_selectors))
-            for v in job_graph.vertices for n in v.nodes
+            n.uid: (
+                n.name,
+                n.parallelism,
+                n.max_parallelism,
+                any(k is not None for k in n.key_selectors),
+            )
+            for v in job_graph.vertices
+            for n in v.nodes
         }
         self.coordinator = CheckpointCoordinator(
-            self.job_id, job_graph.job_name, checkpoint_settings, operators, _storage_for,
+            self.job_id,
+            job_graph.job_name,
+            checkpoint_settings,
+            operators,
+            _storage_for,
             wall_clock_ms,
         )
         self.coordinator.persist_finished_locally = False
@@ -163,7 +172,9 @@ class ClusterJob:
         self.jm.post(("job_savepoint", self.job_id, target_directory, future))
         return future
 
-    def stop_with_savepoint(self, target_directory: str | None = None, drain: bool = False) -> Future[str]:
+    def stop_with_savepoint(
+        self, target_directory: str | None = None, drain: bool = False
+    ) -> Future[str]:
         future: Future[str] = Future()
         self.jm.post(("job_stop", self.job_id, target_directory, drain, future))
         return future
@@ -179,8 +190,13 @@ class ClusterJob:
 
     def _send_trigger(self, pending: Any) -> None:
         self._broadcast(
-            ("trigger", pending.checkpoint_id, pending.timestamp, pending.is_savepoint,
-             pending.pointer)
+            (
+                "trigger",
+                pending.checkpoint_id,
+                pending.timestamp,
+                pending.is_savepoint,
+                pending.pointer,
+            )
         )
 
     def deploy(self, slots: list[SlotInfo]) -> None:
@@ -190,7 +206,8 @@ class ClusterJob:
         used = slots[: max(v.parallelism for v in self.job_graph.vertices)]
         self.assignment = {
             (v.id, i): used[i % len(used)].slot_id
-            for v in self.job_graph.vertices for i in range(v.parallelism)
+            for v in self.job_graph.vertices
+            for i in range(v.parallelism)
         }
         restore: tuple[str, bool] | None = None
         latest = self.coordinator.latest
@@ -204,16 +221,22 @@ class ClusterJob:
             self.coordinator.stats.latest_restored = {
                 "id": latest.checkpoint_id if latest else None,
                 "restore_timestamp": wall_clock_ms(),
-                "is_savepoint": latest is None, "external_path": restore[0],
+                "is_savepoint": latest is None,
+                "external_path": restore[0],
             }
             if latest is not None:
                 self.coordinator.next_id = max(self.coordinator.next_id, latest.checkpoint_id + 1)
         self.coordinator.reset_tasks(self.all_tasks)
         addresses = {s.slot_id: s.address for s in used}
         spec = {
-            "job_id": self.job_id, "attempt": self.attempt, "job_graph": self._graph_bytes,
-            "settings": self._settings_bytes, "checkpoint_settings": self.checkpoint_settings,
-            "restore": restore, "assignment": self.assignment, "addresses": addresses,
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "job_graph": self._graph_bytes,
+            "settings": self._settings_bytes,
+            "checkpoint_settings": self.checkpoint_settings,
+            "restore": restore,
+            "assignment": self.assignment,
+            "addresses": addresses,
             "sys_path": self.sys_path,
         }
         for slot in used:
@@ -226,9 +249,12 @@ class ClusterJob:
         """Cancel the attempt everywhere, then restart or fail the job."""
         if self.phase in ("DONE",):
             return
-        log.warning("Job %s attempt %d failed: %s", self.job_id, self.attempt, reason.splitlines()[0])
-        self.exceptions.append({"timestamp": wall_clock_ms(), "exception": reason,
-                                "taskName": operator})
+        log.warning(
+            "Job %s attempt %d failed: %s", self.job_id, self.attempt, reason.splitlines()[0]
+        )
+        self.exceptions.append(
+            {"timestamp": wall_clock_ms(), "exception": reason, "taskName": operator}
+        )
         for slot_id in set(self.assignment.values()):
             self._send(slot_id, ("cancel", self.job_id, self.attempt))
         self._fail_pending_requests(reason)
@@ -236,8 +262,9 @@ class ClusterJob:
         if backoff is not None:
             backoff.notify_failure(wall_clock_ms())
         if backoff is None or not backoff.can_restart():
-            self.failure = JobExecutionError(f"Job '{self.job_graph.job_name}' failed: {reason}",
-                                             self.job_id)
+            self.failure = JobExecutionError(
+                f"Job '{self.job_graph.job_name}' failed: {reason}", self.job_id
+            )
             self._finish(JobStatus.FAILED)
             return
         self.num_restarts += 1
@@ -259,9 +286,10 @@ class ClusterJob:
         self.end_time = wall_clock_ms()
         for slot_id in set(self.assignment.values()):
             self._send(slot_id, ("cancel", self.job_id, self.attempt))
-        if status == JobStatus.FINISHED:
-            self.coordinator.discard_all_checkpoints()
-        elif status == JobStatus.CANCELED and self.checkpoint_settings.retention != "RETAIN_ON_CANCELLATION":
+        if status == JobStatus.FINISHED or (
+            status == JobStatus.CANCELED
+            and self.checkpoint_settings.retention != "RETAIN_ON_CANCELLATION"
+        ):
             self.coordinator.discard_all_checkpoints()
         self._done.set()
 
@@ -355,9 +383,12 @@ class ClusterJob:
             return
         future: Future[str] = request[-1]
         if self.phase not in ("RUNNING",):
-            future.set_exception(CheckpointError(
-                f"job {self.job_id} is {self.status.name} ({self.phase.lower()}); savepoints "
-                f"need a RUNNING job"))
+            future.set_exception(
+                CheckpointError(
+                    f"job {self.job_id} is {self.status.name} ({self.phase.lower()}); savepoints "
+                    f"need a RUNNING job"
+                )
+            )
             return
         try:
             if kind == "job_savepoint":
@@ -491,7 +522,9 @@ class JobManager:
             now = time.monotonic()
             for slot in list(self.slots.values()):
                 if slot.alive and now - slot.last_heartbeat > self.heartbeat_timeout:
-                    self._slot_lost(slot.slot_id, f"no heartbeat for {self.heartbeat_timeout:.0f} s")
+                    self._slot_lost(
+                        slot.slot_id, f"no heartbeat for {self.heartbeat_timeout:.0f} s"
+                    )
             for job in list(self.jobs.values()):
                 try:
                     job.tick(now)
@@ -504,8 +537,15 @@ class JobManager:
         if kind == "register":
             info, writer = message[1], message[2]
             self.slots[info["slot_id"]] = SlotInfo(
-                info["slot_id"], info["tm_id"], info["index"], info["host"], info["data_port"],
-                info["pid"], writer, wall_clock_ms(), time.monotonic(),
+                info["slot_id"],
+                info["tm_id"],
+                info["index"],
+                info["host"],
+                info["data_port"],
+                info["pid"],
+                writer,
+                wall_clock_ms(),
+                time.monotonic(),
             )
             log.info("Slot %s registered (TaskManager %s)", info["slot_id"], info["tm_id"])
         elif kind == "slot":
@@ -539,16 +579,23 @@ class JobManager:
         slot.alive = False
         log.warning("Lost slot %s of TaskManager %s: %s", slot_id, slot.tm_id, reason)
         for job in self.jobs.values():
-            if job.phase != "DONE" and job.phase != "WAITING" and slot_id in job.assignment.values():
-                job.fail_attempt(f"TaskManager {slot.tm_id} (slot {slot_id}) was lost: {reason}",
-                                 "TaskManager")
+            if (
+                job.phase != "DONE"
+                and job.phase != "WAITING"
+                and slot_id in job.assignment.values()
+            ):
+                job.fail_attempt(
+                    f"TaskManager {slot.tm_id} (slot {slot_id}) was lost: {reason}", "TaskManager"
+                )
         del self.slots[slot_id]
 
     def available_slots(self) -> list[SlotInfo]:
         """Alive slots not used by another running job, interleaved across TaskManagers
         so that a job spreads over as many of them as it can."""
         busy = {
-            s for j in self.jobs.values() if j.phase not in ("DONE", "WAITING")
+            s
+            for j in self.jobs.values()
+            if j.phase not in ("DONE", "WAITING")
             for s in j.assignment.values()
         }
         by_tm: dict[str, list[SlotInfo]] = {}
@@ -573,7 +620,14 @@ class JobManager:
         allow_non_restored_state: bool = False,
         sys_path: list[str] | None = None,
     ) -> ClusterJob:
-        job = ClusterJob(self, job_graph, settings, checkpoint_settings, restore_from,
-                         allow_non_restored_state, sys_path or [])
+        job = ClusterJob(
+            self,
+            job_graph,
+            settings,
+            checkpoint_settings,
+            restore_from,
+            allow_non_restored_state,
+            sys_path or [],
+        )
         self.post(("submit", job))
         return job

@@ -33,7 +33,9 @@ class RemoteInputChannel(LocalChannel):
 
     __slots__ = ("_return_credit", "key")
 
-    def __init__(self, key: ChannelKey, capacity: int, return_credit: Callable[[ChannelKey, int], None]) -> None:
+    def __init__(
+        self, key: ChannelKey, capacity: int, return_credit: Callable[[ChannelKey, int], None]
+    ) -> None:
         super().__init__(capacity, repr(key))
         self.key = key
         self._return_credit = return_credit
@@ -165,7 +167,9 @@ class NetworkService:
 
     # -- channels ----------------------------------------------------------------------
 
-    def input_channel(self, key: ChannelKey, capacity: int, producer: tuple[str, int]) -> RemoteInputChannel:
+    def input_channel(
+        self, key: ChannelKey, capacity: int, producer: tuple[str, int]
+    ) -> RemoteInputChannel:
         ch = RemoteInputChannel(key, capacity, self._return_credit)
         self.inputs[key] = ch
         for item in self._early_items.pop(key, []):

@@ -30,7 +30,7 @@ from flinklet._private.checkpoint.restore import plan_restore
 from flinklet._private.cluster.channels import slot_channels
 from flinklet._private.cluster.network import NetworkService
 from flinklet._private.cluster.protocol import frame, loads
-from flinklet._private.exec.checkpointing import TaskCheckpointing, snapshot_task
+from flinklet._private.exec.checkpointing import TaskCheckpointing
 from flinklet._private.exec.executor import (
     ExecutionSettings,
     Scheduler,
@@ -174,13 +174,24 @@ class JobRunner(threading.Thread):
         scheduler_wakeup = threading.Event()
         self.slot.wakeups.append(scheduler_wakeup)
         channels = slot_channels(
-            job_graph, self.job_id, self.attempt, assignment, spec["addresses"], me,
-            self.slot.network, settings.channel_capacity,
+            job_graph,
+            self.job_id,
+            self.attempt,
+            assignment,
+            spec["addresses"],
+            me,
+            self.slot.network,
+            settings.channel_capacity,
         )
         deployment = deploy_tasks(
-            self.job_id, job_graph, settings, self.attempt, channels,
+            self.job_id,
+            job_graph,
+            settings,
+            self.attempt,
+            channels,
             subtasks=lambda v, i: assignment[(v.id, i)] == me,
-            registry=self.registry, restore=plan,
+            registry=self.registry,
+            restore=plan,
         )
         self.tasks = deployment.tasks
         scheduler = Scheduler(deployment.tasks, settings)
@@ -265,15 +276,17 @@ class JobRunner(threading.Thread):
     def task_report(self) -> list[dict[str, Any]]:
         out = []
         for t in list(self.tasks):
-            out.append({
-                "vertex_id": t.vertex_id,
-                "subtask": t.subtask_index,
-                "state": t.state,
-                "records_in": t.num_records_in,
-                "records_out": sum(w.num_records_out for w in t.writers),
-                "backpressured": t.backpressured_steps,
-                "watermark": max((v.last_output for v in t.valves), default=None),
-            })
+            out.append(
+                {
+                    "vertex_id": t.vertex_id,
+                    "subtask": t.subtask_index,
+                    "state": t.state,
+                    "records_in": t.num_records_in,
+                    "records_out": sum(w.num_records_out for w in t.writers),
+                    "backpressured": t.backpressured_steps,
+                    "watermark": max((v.last_output for v in t.valves), default=None),
+                }
+            )
         return out
 
 
@@ -314,10 +327,19 @@ class SlotProcess:
     def run(self) -> None:
         self.network.start()
         self.control = ControlConnection(self.jobmanager)
-        self.send(("register", {
-            "slot_id": self.slot_id, "tm_id": self.tm_id, "index": self.index,
-            "host": self.host, "data_port": self.network.port, "pid": os.getpid(),
-        }))
+        self.send(
+            (
+                "register",
+                {
+                    "slot_id": self.slot_id,
+                    "tm_id": self.tm_id,
+                    "index": self.index,
+                    "host": self.host,
+                    "data_port": self.network.port,
+                    "pid": os.getpid(),
+                },
+            )
+        )
         threading.Thread(target=self._heartbeats, name="flinklet-heartbeat", daemon=True).start()
         try:
             while not self._stop.is_set():
@@ -387,9 +409,12 @@ def main(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     if os.environ.get("FLINKLET_DIE_WITH_PARENT") == "1":
         _die_with_parent()
-    logging.basicConfig(level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s slot: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s slot: %(message)s",
+    )
     host, _, port = ns.jobmanager.rpartition(":")
-    SlotProcess(ns.tm_id, ns.index, (host, int(port)), ns.host, ns.bind_host,
-                ns.heartbeat_interval).run()
+    SlotProcess(
+        ns.tm_id, ns.index, (host, int(port)), ns.host, ns.bind_host, ns.heartbeat_interval
+    ).run()
     return 0

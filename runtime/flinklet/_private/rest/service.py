@@ -26,6 +26,7 @@ from flinklet._private.metrics import MetricRegistry
 from flinklet.common.job_status import JobStatus
 
 __all__ = [
+    "FLINK_API_VERSION",
     "ClusterService",
     "CoordinatorLike",
     "DeploymentLike",
@@ -36,6 +37,9 @@ __all__ = [
     "TaskManagerInfo",
     "WriterLike",
 ]
+
+#: The Flink version whose REST API (paths, JSON shapes) Flinklet serves.
+FLINK_API_VERSION = "2.0.0"
 
 
 class WriterLike(Protocol):

@@ -55,6 +55,9 @@ from flinklet._private.state.rocksdb_states import (
     RocksDBState,
     TtlPolicy,
     create_state,
+    decode_value,
+    encode_value,
+    plain_tuple,
     state_suffix,
 )
 from flinklet._private.state.serializers import (
@@ -335,11 +338,11 @@ class RocksDBValueTable(MutableMapping[Any, Any]):
 
     def get(self, key: Any, default: Any = None) -> Any:
         t = type(key)
-        cacheable = t is str or t is int or t is bytes
+        cacheable = t is str or t is int or t is bytes or (t is tuple and plain_tuple(key))
         if cacheable:
             raw = self._cache.get(key, _UNSET)
             if raw is not _UNSET:
-                return default if raw is None else deserialize(raw)
+                return default if raw is None else decode_value(raw)
         db_key = self._db_key(key)
         try:
             raw = self._db.get(db_key)
@@ -350,7 +353,7 @@ class RocksDBValueTable(MutableMapping[Any, Any]):
             if len(cache) >= _VALUE_CACHE_LIMIT:
                 cache.clear()
             cache[key] = raw
-        return default if raw is None else deserialize(raw)
+        return default if raw is None else decode_value(raw)
 
     def __getitem__(self, key: Any) -> Any:
         value = self.get(key, _UNSET)
@@ -359,14 +362,14 @@ class RocksDBValueTable(MutableMapping[Any, Any]):
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raw = serialize(value)
+        raw = encode_value(value)
         db_key = self._db_key(key)
         try:
             self._db.put(db_key, raw)
         except Exception as exc:
             raise self._backend.storage_error(exc, f"write state '{self._name}'") from exc
         t = type(key)
-        if t is str or t is int or t is bytes:
+        if t is str or t is int or t is bytes or (t is tuple and plain_tuple(key)):
             cache = self._cache
             if len(cache) >= _VALUE_CACHE_LIMIT:
                 cache.clear()
@@ -565,7 +568,8 @@ class RocksDBKeyedStateBackend:
         if key is NO_KEY:
             raise no_key_error(state_name)
         t = type(key)
-        cacheable = t is str or t is int or t is bytes  # equality never crosses these types
+        # equality never crosses these types, so an equal key has the same bytes
+        cacheable = t is str or t is int or t is bytes or (t is tuple and plain_tuple(key))
         if cacheable:
             part = self._parts.get(key)
             if part is not None:

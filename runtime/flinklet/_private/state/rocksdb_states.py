@@ -17,6 +17,7 @@ the stored values are ``(value, ts)`` (list elements and map values one by one),
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +28,7 @@ from flinklet._private.state.backend import (
     namespace_to_bytes,
 )
 from flinklet._private.state.serializers import (
+    FORMAT_VERSION,
     deserialize,
     deserialize_key,
     encode_varint,
@@ -54,6 +56,9 @@ __all__ = [
     "RocksDBState",
     "TtlPolicy",
     "create_state",
+    "decode_value",
+    "encode_value",
+    "plain_tuple",
     "state_suffix",
 ]
 
@@ -62,6 +67,46 @@ ENTRY_SEPARATOR: Final = b"\x00"
 
 _MISSING: Final[Any] = object()
 _SUFFIX_CACHE_LIMIT = 4096
+_INT64 = struct.Struct(">q")
+_INT_PREFIX: Final = bytes([FORMAT_VERSION, ord("i")])
+_STR_HEADERS: Final = [bytes([FORMAT_VERSION, ord("s"), n]) for n in range(128)]
+_INT_TAG: Final = ord("i")
+_STR_TAG: Final = ord("s")
+
+
+def encode_value(value: Any) -> bytes:
+    """``serialize(value)``, byte for byte, with ints and short strings (the usual counters
+    and labels) encoded without the general type dispatch."""
+    t = type(value)
+    if t is int:
+        if -0x8000000000000000 <= value <= 0x7FFFFFFFFFFFFFFF:
+            return _INT_PREFIX + _INT64.pack(value)
+    elif t is str and len(value) < 128:
+        data = value.encode("utf-8", "surrogatepass")
+        if len(data) < 128:
+            return _STR_HEADERS[len(data)] + data
+    return serialize(value)
+
+
+def decode_value(raw: bytes) -> Any:
+    """``deserialize(raw)``, with the shapes ``encode_value`` special-cases read directly."""
+    if raw[0] == FORMAT_VERSION:
+        tag = raw[1]
+        if tag == _INT_TAG and len(raw) == 10:
+            return _INT64.unpack_from(raw, 2)[0]
+        if tag == _STR_TAG and len(raw) == raw[2] + 3:
+            return raw[3:].decode("utf-8", "surrogatepass")
+    return deserialize(raw)
+
+
+def plain_tuple(key: tuple[Any, ...]) -> bool:
+    """Whether every element is a str, int or bytes: equal tuples of those are equal
+    element by element *and type by type*, so they may share a cache entry."""
+    for element in key:
+        t = type(element)
+        if t is not str and t is not int and t is not bytes:
+            return False
+    return True
 
 
 def state_suffix(namespace_bytes: bytes, name_bytes: bytes) -> bytes:
@@ -244,7 +289,7 @@ class RocksDBValueState(RocksDBState, ValueState[Any]):
             raw = self._db.get(db_key)
         except Exception as exc:
             raise self._error(exc) from exc
-        return None if raw is None else deserialize(raw)
+        return None if raw is None else decode_value(raw)
 
     def update(self, value: Any) -> None:
         backend = self._backend
@@ -257,7 +302,7 @@ class RocksDBValueState(RocksDBState, ValueState[Any]):
             if value is None:
                 self._db.delete(db_key)
             else:
-                self._db.put(db_key, serialize(value))
+                self._db.put(db_key, encode_value(value))
         except StateError:
             raise
         except Exception as exc:
@@ -281,7 +326,7 @@ class RocksDBReducingState(RocksDBState, ReducingState[Any]):
 
     def get(self) -> Any:
         raw = self._get_raw(self._key())
-        return None if raw is None else deserialize(raw)
+        return None if raw is None else decode_value(raw)
 
     def add(self, value: Any) -> None:
         db_key = self._key()
@@ -289,8 +334,8 @@ class RocksDBReducingState(RocksDBState, ReducingState[Any]):
             self._delete_raw(db_key)
             return
         raw = self._get_raw(db_key)
-        new = value if raw is None else self._reduce(deserialize(raw), value)
-        self._put_raw(db_key, serialize(new))
+        new = value if raw is None else self._reduce(decode_value(raw), value)
+        self._put_raw(db_key, encode_value(new))
 
     def _merge_stored(self, first: Any, second: Any) -> Any:
         return self._reduce(first, second)

@@ -1,0 +1,227 @@
+"""The JobManager process: RPC for slots, the REST API, and running job programs.
+
+``JobManagerService`` is the ``ClusterService`` the REST API talks to. Programs (the
+application's entrypoint, or session-mode submissions) run on their own threads with a
+context that makes ``env.execute()`` submit the job to this JobManager, and with the
+cluster's configuration as their environments' defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from flinklet import __version__
+from flinklet._private.checkpoint.coordinator import CheckpointSettings
+from flinklet._private.cluster.jobmanager import ClusterJob, JobManager
+from flinklet._private.exec.executor import ExecutionSettings
+from flinklet._private.graph.stream_graph import JobGraph
+from flinklet._private.rest.program import (
+    ARGV_LOCK,
+    check_entrypoint,
+    is_file_entrypoint,
+    run_program,
+)
+from flinklet._private.rest.service import Hardware, JobLike, JobSubmission, TaskManagerInfo
+from flinklet.common.configuration import Configuration
+from flinklet.errors import ClusterError
+
+log = logging.getLogger(__name__)
+
+FLINK_API_VERSION = "2.0.0"
+
+
+class JobManagerService:
+    def __init__(self, jm: JobManager, conf: Configuration) -> None:
+        self.jm = jm
+        self.conf = conf
+        self._submitted: dict[int, list[ClusterJob]] = {}
+        self._lock = threading.Lock()
+        self._installed = False
+
+    # -- ClusterService ------------------------------------------------------------------
+
+    @property
+    def flink_version(self) -> str:
+        return FLINK_API_VERSION
+
+    @property
+    def flink_commit(self) -> str:
+        return f"flinklet-{__version__}"
+
+    def jobs(self) -> list[JobLike]:
+        return list(self.jm.jobs.values())  # type: ignore[arg-type]
+
+    def job(self, job_id: str) -> JobLike | None:
+        return self.jm.jobs.get(job_id)  # type: ignore[return-value]
+
+    def configuration(self) -> dict[str, str]:
+        return self.conf.to_dict()
+
+    def is_ready(self) -> bool:
+        return bool(self.jm.leader)
+
+    def taskmanagers(self) -> list[TaskManagerInfo]:
+        busy = {
+            s
+            for j in self.jm.jobs.values()
+            if j.phase not in ("DONE", "WAITING")
+            for s in j.assignment.values()
+        }
+        by_tm: dict[str, list[Any]] = {}
+        for slot in self.jm.slots.values():
+            if slot.alive:
+                by_tm.setdefault(slot.tm_id, []).append(slot)
+        out = []
+        for tm_id, slots in sorted(by_tm.items()):
+            first = min(slots, key=lambda s: s.index)
+            out.append(
+                TaskManagerInfo(
+                    id=tm_id,
+                    path=f"{first.host}:{first.data_port}",
+                    data_port=first.data_port,
+                    slots_total=len(slots),
+                    slots_free=sum(1 for s in slots if s.slot_id not in busy),
+                    hardware=Hardware(os.cpu_count() or 1, 0, 0, 0),
+                    last_heartbeat=int(max(s.last_heartbeat for s in slots) * 1000),
+                    metrics={},
+                )
+            )
+        return out
+
+    def submit(self, submission: JobSubmission) -> str:
+        check_entrypoint(submission.entrypoint)
+        done = threading.Event()
+        errors: list[BaseException] = []
+        holder: list[ClusterJob] = []
+
+        def program() -> None:
+            ident = threading.get_ident()
+            with self._lock:
+                self._submitted[ident] = holder
+            try:
+                self.run_program(submission.entrypoint, submission.args, submission)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=program, name="flinklet-program", daemon=True).start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if holder:
+                return holder[0].job_id
+            if done.is_set():
+                if errors:
+                    raise ClusterError(f"the program failed before submitting a job: {errors[0]}")
+                raise ClusterError("the program ended without submitting a job (no env.execute()?)")
+            time.sleep(0.02)
+        raise ClusterError("the program did not submit a job within 60 s")
+
+    # -- running programs --------------------------------------------------------------
+
+    def install_context(self) -> None:
+        from flinklet.datastream import stream_execution_environment as see
+
+        see.set_context_configuration(self.conf)
+        see.set_context_executor(self._execute)
+        self._installed = True
+
+    def run_program(
+        self, entrypoint: str, args: Any, submission: JobSubmission | None = None
+    ) -> None:
+        if not self._installed:
+            self.install_context()
+        ident = threading.get_ident()
+        with self._lock:
+            self._submitted.setdefault(ident, [])
+        self._overrides = submission
+        run_program(entrypoint, list(args))
+
+    def _execute(
+        self,
+        job_graph: JobGraph,
+        settings: ExecutionSettings,
+        checkpoint_settings: CheckpointSettings,
+        restore_from: str | None,
+        allow_non_restored_state: bool,
+    ) -> ClusterJob:
+        sub = getattr(self, "_overrides", None)
+        if sub is not None and sub.savepoint_path:
+            restore_from = sub.savepoint_path
+            allow_non_restored_state = sub.allow_non_restored_state
+        # slots import the program's modules by the same paths (same image / machine)
+        import sys
+
+        sys_path = [os.getcwd(), *_program_dirs(), *(p for p in sys.path if p and os.path.isdir(p))]
+        job = self.jm.submit(
+            job_graph,
+            settings,
+            checkpoint_settings,
+            restore_from,
+            allow_non_restored_state,
+            list(dict.fromkeys(sys_path)),
+        )
+        with self._lock:
+            holder = self._submitted.get(threading.get_ident())
+        if holder is not None:
+            holder.append(job)
+        try:
+            ARGV_LOCK.release()
+        except RuntimeError:
+            pass
+        return job
+
+
+def _program_dirs() -> list[str]:
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return [os.path.dirname(os.path.abspath(path))] if path else []
+
+
+class ClusterHandle:
+    def __init__(
+        self, jm: JobManager, service: JobManagerService, rest: Any, rest_host: str, rest_port: int
+    ) -> None:
+        self.jm = jm
+        self.service = service
+        self.rest = rest
+        self.rest_host = rest_host
+        self.rest_port = rest_port
+
+    def run_application(self, entrypoint: str, args: list[str]) -> None:
+        try:
+            if is_file_entrypoint(entrypoint) and not os.path.isabs(entrypoint):
+                entrypoint = os.path.abspath(entrypoint)
+            self.service.run_program(entrypoint, args)
+        except BaseException as exc:
+            log.error("the application's program failed: %s", exc)
+
+    def stop(self) -> None:
+        if self.rest is not None:
+            self.rest.stop()
+        self.jm.stop()
+
+
+def start_jobmanager_process(conf: Configuration, rest: bool = True) -> ClusterHandle:
+    rpc_host = conf.get_string("jobmanager.bind-host", "127.0.0.1")
+    rpc_port = conf.get_integer("jobmanager.rpc.port", 6123)
+    timeout = conf.get_string("heartbeat.timeout", "10000")
+    jm = JobManager(rpc_host, rpc_port, int(str(timeout).split()[0]), conf.to_dict()).start()
+    service = JobManagerService(jm, conf)
+    service.install_context()
+    server = None
+    rest_host = conf.get_string("rest.bind-address", "127.0.0.1")
+    rest_port = conf.get_integer("rest.port", 8081)
+    if rest:
+        from flinklet._private.rest.server import RestServer
+
+        server = RestServer(service, rest_host, rest_port)  # type: ignore[arg-type]
+        server.start()
+        rest_port = server.port
+    return ClusterHandle(jm, service, server, rest_host, rest_port)
