@@ -306,8 +306,8 @@ def _convert_entry(raw: bytes, had_ttl: bool, now: int) -> bytes:
 class RocksDBValueTable(MutableMapping[Any, Any]):
     """``key -> value`` of an internal value state, backed by RocksDB.
 
-    Reads check a small write-through cache of *serialized* values first (str, int and
-    bytes keys only, whose equality never crosses types): every write goes to RocksDB
+    Reads check a small write-through cache of *serialized* values first (for str, int and
+    bytes keys and tuples of them, whose equality never crosses types): every write goes to RocksDB
     before the cache, so a snapshot never misses a value, and each read deserializes a
     fresh copy, so mutating a returned value never changes the state behind the backend's
     back. The cache is dropped when it is full (no LRU bookkeeping on the record path) and

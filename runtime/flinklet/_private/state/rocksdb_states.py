@@ -82,7 +82,7 @@ def encode_value(value: Any) -> bytes:
         if -0x8000000000000000 <= value <= 0x7FFFFFFFFFFFFFFF:
             return _INT_PREFIX + _INT64.pack(value)
     elif t is str and len(value) < 128:
-        data = value.encode("utf-8", "surrogatepass")
+        data: bytes = value.encode("utf-8", "surrogatepass")
         if len(data) < 128:
             return _STR_HEADERS[len(data)] + data
     return serialize(value)
