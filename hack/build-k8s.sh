@@ -36,18 +36,24 @@ for arg in "$@"; do
   case "$arg" in
     --print-bin-dir) echo "$BIN"; exit 0 ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 
-command -v go >/dev/null || { echo "build-k8s: go is not on PATH" >&2; exit 1; }
-
 export GOFLAGS="-mod=mod"
 export CGO_ENABLED=0
 export GOTOOLCHAIN=local
-export GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
-export GOMODCACHE="${GOMODCACHE:-$(go env GOMODCACHE)}"
+if command -v go >/dev/null; then
+  export GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
+  export GOMODCACHE="${GOMODCACHE:-$(go env GOMODCACHE)}"
+  GO_VERSION=$(go version | cut -d' ' -f3)
+else
+  GO_VERSION="none"  # fine while every binary is cached; need_go fails otherwise
+fi
+need_go() {
+  [[ $GO_VERSION != none ]] || { echo "build-k8s: go is not on PATH; it is needed to build $1" >&2; exit 1; }
+}
 
 mkdir -p "$BIN" "$SRC" "$LOGS"
 
@@ -86,6 +92,7 @@ build_k8s() {
     log "kubernetes ${K8S_VERSION}: up to date"
     return 0
   fi
+  need_go "${need[*]}"
   local start; start=$(date +%s)
   log "kubernetes ${K8S_VERSION}: building ${need[*]}"
   local dir="$SRC/kubernetes"
@@ -155,6 +162,7 @@ EOF
 ETCD_STAMP="go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
 build_etcd() {
   if stamp_ok etcd "$ETCD_STAMP" --version; then log "etcd ${ETCD_VERSION}: up to date"; return 0; fi
+  need_go etcd
   local start; start=$(date +%s)
   log "etcd ${ETCD_VERSION}: building"
   local dir="$SRC/etcd"
@@ -188,6 +196,7 @@ go_install() {
   local name=$1 pkg=$2 version=$3 ld=$4; shift 4
   local stamp="${pkg}@${version}"
   if stamp_ok "$name" "$stamp" "$@"; then log "$name ${version}: up to date"; return 0; fi
+  need_go "$name"
   local start; start=$(date +%s)
   log "$name ${version}: building"
   # go install pkg@version ignores the current module and honours only GOBIN.
@@ -217,7 +226,7 @@ lane_b() {
 }
 
 # --- run both lanes in parallel (downloads of one overlap the compiles of the other) --------
-log "cache: $BIN (GOCACHE=$GOCACHE GOMODCACHE=$GOMODCACHE, $(go version | cut -d' ' -f3))"
+log "cache: $BIN (GOCACHE=${GOCACHE:-} GOMODCACHE=${GOMODCACHE:-}, go: ${GO_VERSION})"
 build_k8s > "$LOGS/lane-kubernetes.log" 2>&1 &
 PID_A=$!
 lane_b > "$LOGS/lane-tools.log" 2>&1 &

@@ -5,7 +5,9 @@ workloads with ``benchmarks.registry``."""
 # isort: off
 from benchmarks.workloads import pipeline
 from benchmarks.workloads import keyed
+from benchmarks.workloads import nexmark
+from benchmarks.workloads import windows
 
 # isort: on
 
-__all__ = ["keyed", "pipeline"]
+__all__ = ["keyed", "nexmark", "pipeline", "windows"]

@@ -12,7 +12,10 @@ Three variants:
 - ``keyed_sum``: the built-in ``.sum(1)``;
 - ``keyed_reduce``: ``.reduce(add_values)`` with a user function;
 - ``keyed_reduce_many_keys``: the same reduce over ``n / 20`` keys (100,000 in full
-  mode) instead of 1,000, so that costs growing with the amount of keyed state show.
+  mode) instead of 1,000, so that costs growing with the amount of keyed state show;
+- ``keyed_state_1m_keys``: a ``KeyedProcessFunction`` keeping a running sum in
+  ``ValueState`` over ``n / 2`` keys: 1,000,000 keys in full mode (100,000 with
+  ``--quick``), each seen twice.
 
 The baseline is the loop a user would write instead: a dict from key to running sum,
 the same key selector (and, for ``keyed_reduce``, the same reduce function), each running
@@ -21,8 +24,14 @@ sum added to the checksum.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+from benchmarks.inputs import keyed_pairs
 from benchmarks.registry import Outcome, Workload, register
 from benchmarks.workloads.tally import Tally, job_environment
+from flinklet.common import Types
+from flinklet.datastream import KeyedProcessFunction, RuntimeContext, ValueStateDescriptor
 
 KEYS = 1_000
 FULL_RECORDS = 2_000_000
@@ -36,7 +45,7 @@ RECORDS_PER_KEY = 20  # keyed_reduce_many_keys
 
 
 def pairs(n: int, keys: int) -> list[Record]:
-    return [(i % keys, i) for i in range(n)]
+    return keyed_pairs(n, keys)
 
 
 def running_sums(n: int, keys: int) -> Outcome:
@@ -171,5 +180,60 @@ register(
         full_records=FULL_RECORDS,
         quick_records=QUICK_RECORDS,
         expected=many_keys_expected,
+    )
+)
+
+
+# --------------------------------------------- KeyedProcessFunction, 1M keys
+
+
+RECORDS_PER_STATE_KEY = 2  # keyed_state_1m_keys: 2,000,000 records -> 1,000,000 keys
+
+
+def state_keys(n: int) -> int:
+    return max(1, n // RECORDS_PER_STATE_KEY)
+
+
+def state_input(n: int) -> list[Record]:
+    return pairs(n, state_keys(n))
+
+
+def state_expected(n: int) -> Outcome:
+    return running_sums(n, state_keys(n))
+
+
+class RunningSum(KeyedProcessFunction):
+    """The running sum of the values per key, in ``ValueState``; emits ``(key, sum)``."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.sum = runtime_context.get_state(ValueStateDescriptor("sum", Types.LONG()))
+
+    def process_element(self, value: Record, ctx: Any) -> Iterator[Record]:
+        running = (self.sum.value() or 0) + value[1]
+        self.sum.update(running)
+        yield (value[0], running)
+
+
+def state_engine(records: list[Record]) -> Outcome:
+    tally = Tally()
+    env = job_environment()
+    env.from_collection(records).key_by(key_of).process(RunningSum()).add_sink(tally.add_second)
+    env.execute("bench: keyed_state_1m_keys")
+    return tally.outcome()
+
+
+register(
+    Workload(
+        name="keyed_state_1m_keys",
+        family="keyed",
+        description=f"from_collection((i % (n/{RECORDS_PER_STATE_KEY}), i)) -> key_by -> "
+        f"KeyedProcessFunction with ValueState -> sink (1M keys in full mode)",
+        prepare=state_input,
+        engine=state_engine,
+        baseline=sum_baseline,
+        target_ratio=TARGET_RATIO,
+        full_records=2 * 1_000_000,
+        quick_records=200_000,
+        expected=state_expected,
     )
 )

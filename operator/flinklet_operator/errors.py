@@ -11,6 +11,7 @@ cannot help), :class:`JobManagerUnavailableError` and :class:`KubernetesError` b
 
     OperatorError
     ├── InvalidSpecError                 the FlinkJob's spec cannot be deployed as written
+    ├── SettingsError                    the operator's own settings (environment) are wrong
     ├── KubernetesError                  a Kubernetes API call failed
     ├── JobManagerError                  a JobManager REST call failed
     │   ├── JobManagerUnavailableError   not reachable (not ready, restarting, no Service)
@@ -28,6 +29,7 @@ __all__ = [
     "KubernetesError",
     "OperatorError",
     "SavepointDisposalError",
+    "SettingsError",
 ]
 
 
@@ -45,6 +47,10 @@ class InvalidSpecError(OperatorError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("invalid FlinkJob spec: " + "; ".join(self.problems))
+
+
+class SettingsError(OperatorError, ValueError):
+    """An operator setting (an environment variable or option) has a bad value."""
 
 
 class KubernetesError(OperatorError):

@@ -26,6 +26,7 @@ DeadlineExceeded           Warning  a phase took longer than its deadline
 Deleting                   Normal   deletion started (final savepoint or not)
 DeletionTimedOut           Warning  deletion went ahead without what it waited for
 CleanupFailed              Warning  children could not be deleted; left to the GC
+InvalidSpec                Warning  the spec cannot be deployed (what to fix is in the message)
 =========================  =======  ====================================================
 """
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from flinklet_operator.models import FlinkJob, format_time
+from flinklet_operator.models import format_time
 
 __all__ = ["REASONS", "Event", "event_body"]
 
@@ -59,6 +60,7 @@ REASONS = (
     "Deleting",
     "DeletionTimedOut",
     "CleanupFailed",
+    "InvalidSpec",
 )
 
 COMPONENT = "flinklet-operator"
@@ -76,14 +78,17 @@ class Event:
             raise ValueError(f"unknown event reason {self.reason!r}; add it to events.REASONS")
 
 
-def event_body(job: FlinkJob, event: Event, now: datetime, instance: str = "") -> dict[str, Any]:
-    """A ``core/v1`` Event about ``job``.
+def event_body(
+    involved: dict[str, Any], event: Event, now: datetime, instance: str = ""
+) -> dict[str, Any]:
+    """A ``core/v1`` Event about the object ``involved`` refers to.
 
     >>> from flinklet_operator.models import FlinkJob
     >>> from datetime import datetime, UTC
     >>> job = FlinkJob.from_body({"metadata": {"name": "wc", "namespace": "ns", "uid": "u"},
     ...     "spec": {"image": "i", "job": {"entrypoint": "m:f"}}})
-    >>> body = event_body(job, Event("Suspended", "stopped"), datetime(2024, 1, 1, tzinfo=UTC))
+    >>> when = datetime(2024, 1, 1, tzinfo=UTC)
+    >>> body = event_body(job.object_reference(), Event("Suspended", "stopped"), when)
     >>> (body["reason"], body["involvedObject"]["kind"], body["lastTimestamp"])
     ('Suspended', 'FlinkJob', '2024-01-01T00:00:00Z')
     """
@@ -94,8 +99,8 @@ def event_body(job: FlinkJob, event: Event, now: datetime, instance: str = "") -
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{job.name}.", "namespace": job.namespace},
-        "involvedObject": job.object_reference(),
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
         "reason": event.reason,
         "message": message,
         "type": event.type,

@@ -92,7 +92,8 @@ Phase = Literal["Deploying", "Cancelling", "StoppingWithSavepoint", "Deleting"]
 #: Why the current phase was started (events and lifecycle naming).
 Purpose = Literal["create", "upgrade", "rescale", "suspend", "resume", "recover", "delete"]
 
-ENTRYPOINT_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*|\S+\.py)$"
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+ENTRYPOINT_PATTERN = rf"^({_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}|\S+\.py)$"
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -141,9 +142,7 @@ def _check_duration(text: str) -> str:
 
 def _check_entrypoint(text: str) -> str:
     if not re.fullmatch(ENTRYPOINT_PATTERN, text):
-        raise ValueError(
-            f"must be 'package.module:function' or a path to a .py file, got {text!r}"
-        )
+        raise ValueError(f"must be 'package.module:function' or a path to a .py file, got {text!r}")
     return text
 
 
@@ -164,8 +163,7 @@ def _check_quantity(text: str) -> str:
 def _check_bucket(text: str) -> str:
     if not re.fullmatch(BUCKET_PATTERN, text):
         raise ValueError(
-            f"must be an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'), "
-            f"got {text!r}"
+            f"must be an S3 bucket name (3-63 lowercase letters, digits, '.' or '-'), got {text!r}"
         )
     return text
 
@@ -393,7 +391,6 @@ class JobStatus(_StatusModel):
     start_time: str | None = None
     parallelism: int | None = None
     last_checkpoint: CheckpointRef | None = None
-    update_time: str | None = None
 
 
 class Savepoint(_StatusModel):
@@ -447,7 +444,6 @@ class Reconciliation(_StatusModel):
     restore_last_state: bool = False
     failed_generation: int | None = None
     failure_reason: str | None = None
-    restarts_baseline: int = 0
     stable_since: str | None = None
 
 
@@ -479,9 +475,7 @@ def _describe(exc: ValidationError, root: str) -> list[str]:
             message = "is required"
         elif error["type"] == "extra_forbidden":
             message = "is not a FlinkJob field (check the spelling against crds/flinkjob.yaml)"
-        elif error["type"] == "literal_error":
-            message = f"{message} (got {error['input']!r})"
-        elif error["type"] in ("greater_than_equal", "less_than_equal"):
+        elif error["type"] in ("literal_error", "greater_than_equal", "less_than_equal"):
             message = f"{message} (got {error['input']!r})"
         lines.append(f"{where}: {message}")
     return lines

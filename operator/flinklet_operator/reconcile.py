@@ -63,7 +63,14 @@ from flinklet_operator.observed import Observed
 from flinklet_operator.resources import Restore, build_all, names, selector
 from flinklet_operator.retention import plan_retention
 
-__all__ = ["RESTART_LOOP_THRESHOLD", "Decision", "reconcile", "reconcile_deletion"]
+__all__ = [
+    "RESTART_LOOP_THRESHOLD",
+    "Decision",
+    "cleanup_actions",
+    "reconcile",
+    "reconcile_deletion",
+    "spec_json",
+]
 
 #: Container restarts (of the current generation's pods) after which the job is Degraded.
 RESTART_LOOP_THRESHOLD = 3
@@ -104,6 +111,8 @@ class Decision:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     done: bool = True
+    #: The round waits for a JobManager that does not answer (retry soon).
+    waiting_for_jobmanager: bool = False
 
 
 def spec_json(spec: FlinkJobSpec) -> str:
@@ -132,13 +141,17 @@ class _Round:
         self.actions: list[Action] = []
         self.events: list[Event] = []
         self.names = names(job.name)
+        self.waiting_for_jobmanager = False
 
     # ---------------------------------------------------------------- small helpers
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         self.events.append(Event(reason, message, "Warning" if warning else "Normal"))
 
     def decision(self, *, done: bool = True) -> Decision:
-        return Decision(self.status, tuple(self.actions), tuple(self.events), done)
+        return Decision(
+            self.status, tuple(self.actions), tuple(self.events), done,
+            self.waiting_for_jobmanager,
+        )
 
     def deadline_after(self, which: str) -> str:
         return format_time(self.now + self.spec.deadlines.of(which))
@@ -168,6 +181,13 @@ class _Round:
     @property
     def running(self) -> bool:
         return self.obs.job is not None and self.obs.job.state == "RUNNING"
+
+    @property
+    def job_unknown(self) -> bool:
+        """A JobManager pod is ready but its REST API did not answer: the job may well be
+        running, so graceful steps wait for it (bounded by their deadline)."""
+        jm = self.obs.jobmanager
+        return jm is not None and jm.ready_replicas > 0 and not self.obs.rest_reachable
 
     @property
     def job_id(self) -> str:
@@ -215,28 +235,41 @@ class _Round:
         self.rec.last_reconciled_generation = self.job.generation
 
     def best_known_restore(self) -> Restore:
-        """The newest state this job is known to have: its last savepoint or its latest
-        completed checkpoint, whichever is newer; else what the current deployment
-        restored from; else let the runtime look for the latest checkpoint itself."""
-        candidates: list[tuple[datetime, str]] = []
-        if self.sp.last_savepoint is not None:
-            last = self.sp.last_savepoint
-            candidates.append((parse_time(last.timestamp), last.location))
-        checkpoint = self.obs.checkpoint
-        if checkpoint is not None and checkpoint.timestamp is not None:
-            candidates.append((checkpoint.timestamp, checkpoint.path))
+        """The newest state this job is known to have.
+
+        Candidates: the last savepoint, and the latest completed checkpoint as observed
+        this round. A checkpoint recorded in an earlier round may have been superseded, so
+        when it is the newest candidate the runtime is asked to find the latest checkpoint
+        itself (``--last-state``). Without any candidate: what the current deployment
+        restored from, else ``--last-state`` when checkpoints are configured, else the
+        initial savepoint path (or nothing)."""
+        can_search = self.spec.checkpoint_dir(self.job.namespace, self.job.name) is not None
+        candidates: list[tuple[datetime, int, Restore]] = []
+        last = self.sp.last_savepoint
+        if last is not None:
+            candidates.append((parse_time(last.timestamp), 2, Restore(path=last.location)))
+        fresh = self.obs.checkpoint
+        if fresh is not None:
+            stamp = fresh.timestamp or self.now
+            candidates.append((stamp, 1, Restore(path=fresh.path)))
         recorded = self.status.job_status.last_checkpoint
-        if recorded is not None and recorded.timestamp is not None:
-            candidates.append((parse_time(recorded.timestamp), recorded.path))
+        if fresh is None and recorded is not None and recorded.timestamp is not None:
+            restore = Restore(last_state=True) if can_search else Restore(path=recorded.path)
+            candidates.append((parse_time(recorded.timestamp), 0, restore))
         if candidates:
-            return Restore(path=max(candidates)[1])
-        if checkpoint is not None:
-            return Restore(path=checkpoint.path)
+            return max(candidates, key=lambda c: (c[0], c[1]))[2]
         if self.rec.restore_path is not None:
             return Restore(path=self.rec.restore_path)
-        if self.spec.checkpoint_dir(self.job.namespace, self.job.name) is not None:
+        if can_search:
             return Restore(last_state=True)
         return Restore(path=self.spec.job.initial_savepoint_path)
+
+    def latest_checkpoint_restore(self) -> Restore:
+        """Restore the latest completed checkpoint (``--last-state``) when the runtime can
+        look for it, else the newest state known here."""
+        if self.spec.checkpoint_dir(self.job.namespace, self.job.name) is not None:
+            return Restore(last_state=True)
+        return self.best_known_restore()
 
     def savepoint_dir(self) -> str | None:
         return self.spec.savepoint_dir(self.job.namespace, self.job.name)
@@ -264,9 +297,10 @@ def _record_job(r: _Round) -> None:
         js.parallelism = job.parallelism
         if js.parallelism is None and job.state == "RUNNING":
             js.parallelism = _deployed_parallelism(r)
-        js.update_time = format_time(r.now)
-    elif r.obs.rest_reachable or r.jobmanager_missing() or (
-        r.obs.jobmanager is not None and r.obs.jobmanager.replicas == 0
+    elif (
+        r.obs.rest_reachable
+        or r.jobmanager_missing()
+        or (r.obs.jobmanager is not None and r.obs.jobmanager.replicas == 0)
     ):
         js.state = None
         js.parallelism = None
@@ -303,8 +337,9 @@ def _deploy(r: _Round, purpose: Purpose, restore: Restore) -> None:
     r.set_phase("Deploying", purpose)
     if purpose == "create":
         r.sp.last_trigger_nonce = r.spec.job.savepoint_trigger_nonce
-        r.event("Submitted", f"deploying generation {r.job.generation}, "
-                f"{_describe_restore(restore)}")
+        r.event(
+            "Submitted", f"deploying generation {r.job.generation}, {_describe_restore(restore)}"
+        )
 
 
 def _suspend_now(r: _Round, restore: Restore) -> None:
@@ -318,8 +353,10 @@ def _suspend_now(r: _Round, restore: Restore) -> None:
     r.status.error = None
     r.rec.failed_generation = None
     r.rec.failure_reason = None
-    later = "" if restore.path is None and not restore.last_state else (
-        "; resuming will start " + _describe_restore(restore)
+    later = (
+        ""
+        if restore.path is None and not restore.last_state
+        else ("; resuming will start " + _describe_restore(restore))
     )
     r.event("Suspended", f"the job is stopped and scaled to zero{later}")
 
@@ -352,7 +389,10 @@ def _savepoint_completed(r: _Round, pending: PendingTrigger, location: str) -> N
 
 
 def _new_trigger(
-    r: _Round, type_: SavepointType, kind: Literal["savepoint", "stop"], deadline: str,
+    r: _Round,
+    type_: SavepointType,
+    kind: Literal["savepoint", "stop"],
+    deadline: str,
     nonce: int | None = None,
 ) -> None:
     r.sp.pending_trigger = PendingTrigger(
@@ -361,11 +401,14 @@ def _new_trigger(
         triggered_at=format_time(r.now),
         deadline=r.deadline_after(deadline),
         nonce=nonce,
-        job_id=r.job_id,
+        job_id=r.job_id or None,
     )
-    _issue_trigger(r)
     what = "stop-with-savepoint" if kind == "stop" else f"{type_.lower()} savepoint"
-    r.event("SavepointTriggered", f"{what} of job {r.job_id} requested")
+    if r.running:
+        _issue_trigger(r)
+        r.event("SavepointTriggered", f"{what} of job {r.job_id} requested")
+    else:
+        r.waiting_for_jobmanager = True
 
 
 def _issue_trigger(r: _Round) -> None:
@@ -383,8 +426,11 @@ def _abandon_pending_savepoint(r: _Round, why: str) -> None:
     pending = r.sp.pending_trigger
     if pending is not None and pending.kind == "savepoint":
         r.sp.pending_trigger = None
-        r.event("SavepointFailed", f"{pending.type.lower()} savepoint {pending.trigger_id or ''} "
-                f"no longer tracked: {why}", warning=True)
+        r.event(
+            "SavepointFailed",
+            f"{pending.type.lower()} savepoint {pending.trigger_id or ''} no longer tracked: {why}",
+            warning=True,
+        )
 
 
 def _begin_stop(r: _Round, purpose: Purpose) -> None:
@@ -393,7 +439,7 @@ def _begin_stop(r: _Round, purpose: Purpose) -> None:
     mode = r.spec.job.upgrade_mode
     if purpose == "rescale" and mode == "last-state":
         mode = "savepoint"  # rescaling goes through a savepoint
-    if not r.running:
+    if not r.running and not (r.job_unknown and mode == "savepoint"):
         # Nothing to stop gracefully (failed, never started, or JobManager gone).
         _after_stop(r, Restore() if mode == "stateless" else r.best_known_restore(), purpose)
         return
@@ -404,9 +450,9 @@ def _begin_stop(r: _Round, purpose: Purpose) -> None:
         r.set_phase("StoppingWithSavepoint", purpose)
         _new_trigger(r, "UPGRADE", "stop", "stop")
     else:
-        checkpoint = r.obs.checkpoint
-        restore = Restore(path=checkpoint.path) if checkpoint else r.best_known_restore()
-        _after_stop(r, restore, purpose)
+        # last-state: let the runtime restore the latest completed checkpoint, which may be
+        # newer than any the operator has seen (checkpoints go on until the pods are gone).
+        _after_stop(r, r.latest_checkpoint_restore(), purpose)
 
 
 def _after_stop(r: _Round, restore: Restore, purpose: Purpose) -> None:
@@ -443,8 +489,11 @@ def _describe_change(change: Change) -> str:
 def _continue_deploy(r: _Round) -> None:
     change = r.change()
     if change is not None:
-        r.event("SpecChanged", f"generation {r.job.generation} supersedes the rollout of "
-                f"generation {r.rec.last_reconciled_generation}: {_describe_change(change)}")
+        r.event(
+            "SpecChanged",
+            f"generation {r.job.generation} supersedes the rollout of "
+            f"generation {r.rec.last_reconciled_generation}: {_describe_change(change)}",
+        )
         if change == "suspended-update":
             r.record_spec()
             return
@@ -464,9 +513,13 @@ def _continue_deploy(r: _Round) -> None:
         _job_failed(r)
         return
     if r.phase_expired():
-        _fail(r, "DeployTimedOut", f"the job was not RUNNING within {r.spec.deadlines.deploy} "
-              f"of deploying generation {r.rec.last_reconciled_generation}: {_diagnose(r)}",
-              "DeadlineExceeded")
+        _fail(
+            r,
+            "DeployTimedOut",
+            f"the job was not RUNNING within {r.spec.deadlines.deploy} "
+            f"of deploying generation {r.rec.last_reconciled_generation}: {_diagnose(r)}",
+            "DeadlineExceeded",
+        )
         return
     if r.jobmanager_missing():
         r.actions.append(ApplyResources(tuple(build_all(r.job, r.current_restore()))))
@@ -495,8 +548,12 @@ def _continue_stop(r: _Round) -> None:
         if not r.running:
             _after_stop(r, Restore(), purpose)
         elif r.phase_expired():
-            r.event("DeadlineExceeded", f"job {r.job_id} did not cancel within "
-                    f"{r.spec.deadlines.cancel}; replacing its pods anyway", warning=True)
+            r.event(
+                "DeadlineExceeded",
+                f"job {r.job_id} did not cancel within "
+                f"{r.spec.deadlines.cancel}; replacing its pods anyway",
+                warning=True,
+            )
             _after_stop(r, Restore(), purpose)
         else:
             r.actions.append(CancelJob(r.job_id))
@@ -515,26 +572,37 @@ def _continue_stop(r: _Round) -> None:
         failure = op.failure or f"the JobManager does not know trigger {pending.trigger_id}"
     elif r.phase_expired():
         failure = f"it did not complete within {r.spec.deadlines.stop}"
+    elif r.job_unknown:
+        r.waiting_for_jobmanager = True
     elif pending.trigger_id is None and not r.running:
         failure = "the job stopped running before the savepoint could be triggered"
     elif r.jobmanager_missing():
         failure = "the JobManager Deployment disappeared"
     if failure is None:
-        if pending.trigger_id is None:
+        if pending.trigger_id is None and r.running:
+            pending.job_id = pending.job_id or r.job_id
             _issue_trigger(r)
+            r.event("SavepointTriggered", f"stop-with-savepoint of job {r.job_id} requested")
         return
     r.sp.pending_trigger = None
     r.event("SavepointFailed", f"stop-with-savepoint failed: {failure}", warning=True)
     if r.running:
         reason = "StopTimedOut" if r.phase_expired() else "SavepointFailed"
-        _fail(r, reason, f"stop-with-savepoint for the {purpose} failed ({failure}); the job "
-              "keeps running the previous spec. Fix the cause, then retry with a new generation "
-              "(e.g. bump spec.job.restartNonce), or use upgradeMode last-state or stateless",
-              "DeadlineExceeded" if reason == "StopTimedOut" else "SavepointFailed")
+        _fail(
+            r,
+            reason,
+            f"stop-with-savepoint for the {purpose} failed ({failure}); the job "
+            "keeps running the previous spec. Fix the cause, then retry with a new generation "
+            "(e.g. bump spec.job.restartNonce), or use upgradeMode last-state or stateless",
+            "DeadlineExceeded" if reason == "StopTimedOut" else "SavepointFailed",
+        )
         return
     restore = r.best_known_restore()
-    r.event("SavepointFailed", f"the job is not running; {purpose} continues "
-            f"{_describe_restore(restore)}", warning=True)
+    r.event(
+        "SavepointFailed",
+        f"the job is not running; {purpose} continues {_describe_restore(restore)}",
+        warning=True,
+    )
     _after_stop(r, restore, purpose)
 
 
@@ -555,7 +623,13 @@ def _idle_suspended(r: _Round, change: Change | None) -> None:
     if change == "resume":
         r.event("SpecChanged", f"generation {r.job.generation}: resuming the job")
         mode = r.spec.job.upgrade_mode
-        _deploy(r, "resume", Restore() if mode == "stateless" else r.best_known_restore())
+        if mode == "stateless":
+            restore = Restore()
+        elif r.rec.restore_path is not None or r.rec.restore_last_state:
+            restore = r.current_restore()  # what the suspend left to resume from
+        else:
+            restore = r.best_known_restore()
+        _deploy(r, "resume", restore)
         return
     if change is not None:
         r.record_spec()
@@ -563,8 +637,11 @@ def _idle_suspended(r: _Round, change: Change | None) -> None:
     nonce = r.spec.job.savepoint_trigger_nonce
     if nonce is not None and nonce != r.sp.last_trigger_nonce:
         r.sp.last_trigger_nonce = nonce
-        r.event("SavepointFailed", f"savepointTriggerNonce {nonce}: the job is suspended, no "
-                "savepoint taken", warning=True)
+        r.event(
+            "SavepointFailed",
+            f"savepointTriggerNonce {nonce}: the job is suspended, no savepoint taken",
+            warning=True,
+        )
 
 
 def _idle_failed(r: _Round, change: Change | None) -> None:
@@ -573,8 +650,11 @@ def _idle_failed(r: _Round, change: Change | None) -> None:
         _begin_stop(r, "suspend")
         return
     if change is not None and r.job.generation != r.rec.failed_generation:
-        r.event("SpecChanged", f"generation {r.job.generation}: retrying after "
-                f"{r.rec.failure_reason or 'the failure'}: {_describe_change(change)}")
+        r.event(
+            "SpecChanged",
+            f"generation {r.job.generation}: retrying after "
+            f"{r.rec.failure_reason or 'the failure'}: {_describe_change(change)}",
+        )
         _begin_stop(r, _purpose_for(change))
         return
     if change is None and r.running and r.current_rollout_complete():
@@ -597,14 +677,21 @@ def _idle_running(r: _Round, change: Change | None) -> None:
     if r.jobmanager_missing():
         mode = r.spec.job.upgrade_mode
         restore = Restore() if mode == "stateless" else r.best_known_restore()
-        r.event("JobManagerLost", f"Deployment {r.names.jobmanager} is missing; recreating it, "
-                f"{_describe_restore(restore)}", warning=True)
+        r.event(
+            "JobManagerLost",
+            f"Deployment {r.names.jobmanager} is missing; recreating it, "
+            f"{_describe_restore(restore)}",
+            warning=True,
+        )
         _abandon_pending_savepoint(r, "the JobManager was lost")
         _deploy(r, "recover", restore)
         return
     if r.obs.taskmanager is None:
-        r.event("JobManagerLost", f"Deployment {r.names.taskmanager} is missing; recreating it",
-                warning=True)
+        r.event(
+            "JobManagerLost",
+            f"Deployment {r.names.taskmanager} is missing; recreating it",
+            warning=True,
+        )
         r.actions.append(ApplyResources(tuple(build_all(r.job, r.current_restore()))))
         return
     if r.obs.job is not None and r.obs.job.state == "FAILED" and r.current_rollout_complete():
@@ -624,12 +711,17 @@ def _savepoints(r: _Round) -> None:
         elif op is not None and op.failed:
             r.sp.pending_trigger = None
             cause = op.failure or f"the JobManager does not know trigger {pending.trigger_id}"
-            r.event("SavepointFailed", f"{pending.type.lower()} savepoint failed: {cause}",
-                    warning=True)
+            r.event(
+                "SavepointFailed", f"{pending.type.lower()} savepoint failed: {cause}", warning=True
+            )
         elif r.now > parse_time(pending.deadline):
             r.sp.pending_trigger = None
-            r.event("SavepointFailed", f"{pending.type.lower()} savepoint did not complete "
-                    f"within {r.spec.deadlines.savepoint}", warning=True)
+            r.event(
+                "SavepointFailed",
+                f"{pending.type.lower()} savepoint did not complete "
+                f"within {r.spec.deadlines.savepoint}",
+                warning=True,
+            )
         elif pending.trigger_id is None and r.running:
             _issue_trigger(r)
         return
@@ -640,8 +732,12 @@ def _savepoints(r: _Round) -> None:
             _new_trigger(r, "MANUAL", "savepoint", "savepoint", nonce)
         else:
             state = r.obs.job.state if r.obs.job else "unknown"
-            r.event("SavepointFailed", f"savepointTriggerNonce {nonce}: the job is not running "
-                    f"(state {state}); no savepoint taken", warning=True)
+            r.event(
+                "SavepointFailed",
+                f"savepointTriggerNonce {nonce}: the job is not running "
+                f"(state {state}); no savepoint taken",
+                warning=True,
+            )
         return
     interval = r.spec.savepoints.periodic_interval
     if interval is not None and r.running:
@@ -679,7 +775,10 @@ def _restarts(r: _Round) -> int:
 
 
 def _set_condition(
-    r: _Round, type_: Literal["Ready", "Progressing", "Degraded"], value: bool, reason: str,
+    r: _Round,
+    type_: Literal["Ready", "Progressing", "Degraded"],
+    value: bool,
+    reason: str,
     message: str,
 ) -> bool:
     """Set a condition; returns True when its status flipped."""
@@ -692,14 +791,21 @@ def _set_condition(
                 status=status,
                 reason=reason,
                 message=message,
-                last_transition_time=format_time(r.now) if flipped
+                last_transition_time=format_time(r.now)
+                if flipped
                 else existing.last_transition_time,
                 observed_generation=r.job.generation,
             )
             return flipped
     r.status.conditions.append(
-        Condition(type=type_, status=status, reason=reason, message=message,
-                  last_transition_time=format_time(r.now), observed_generation=r.job.generation)
+        Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=format_time(r.now),
+            observed_generation=r.job.generation,
+        )
     )
     return value
 
@@ -710,24 +816,36 @@ def _conditions(r: _Round) -> None:
     if state == "STABLE" and r.running:
         _set_condition(r, "Ready", True, "JobRunning", f"job {r.job_id} is RUNNING")
     elif state == "STABLE" and not r.obs.rest_reachable:
-        _set_condition(r, "Ready", False, "JobManagerUnreachable",
-                       "the JobManager's REST API does not answer")
+        _set_condition(
+            r, "Ready", False, "JobManagerUnreachable", "the JobManager's REST API does not answer"
+        )
     else:
-        _set_condition(r, "Ready", False, state.capitalize(),
-                       f"lifecycle {state}, job state {job_state or 'unknown'}")
+        _set_condition(
+            r,
+            "Ready",
+            False,
+            state.capitalize(),
+            f"lifecycle {state}, job state {job_state or 'unknown'}",
+        )
     phase = r.rec.phase
     if phase is not None:
-        _set_condition(r, "Progressing", True, phase,
-                       f"{r.rec.purpose} in progress, deadline {r.rec.phase_deadline}")
+        _set_condition(
+            r,
+            "Progressing",
+            True,
+            phase,
+            f"{r.rec.purpose} in progress, deadline {r.rec.phase_deadline}",
+        )
     else:
         _set_condition(r, "Progressing", False, "Idle", "")
     restarts = _restarts(r)
     if state == "FAILED":
-        _set_condition(r, "Degraded", True, r.rec.failure_reason or "Failed",
-                       r.status.error or "")
+        _set_condition(r, "Degraded", True, r.rec.failure_reason or "Failed", r.status.error or "")
     elif restarts >= RESTART_LOOP_THRESHOLD:
-        message = f"{restarts} container restarts since generation " \
-                  f"{r.rec.last_reconciled_generation} was deployed"
+        message = (
+            f"{restarts} container restarts since generation "
+            f"{r.rec.last_reconciled_generation} was deployed"
+        )
         if _set_condition(r, "Degraded", True, "RestartLoop", message):
             r.event("Degraded", message, warning=True)
     elif job_state in ("RESTARTING", "FAILING"):
@@ -745,6 +863,8 @@ def reconcile(job: FlinkJob, observed: Observed, now: datetime) -> Decision:
     """One round for a FlinkJob that is not being deleted."""
     r = _Round(job, observed, now)
     _record_job(r)
+    if r.status.lifecycle_state != "FAILED":
+        r.status.error = None  # transient errors are re-reported by the controller
     r.status.selector = selector(job.name, "taskmanager")
     phase = r.rec.phase
     if phase == "Deploying":
@@ -770,9 +890,11 @@ def reconcile(job: FlinkJob, observed: Observed, now: datetime) -> Decision:
     return r.decision()
 
 
-def _cleanup(r: _Round) -> None:
-    n = r.names
-    r.actions.append(
+def cleanup_actions(name: str) -> list[Action]:
+    """Delete everything of FlinkJob ``name``: its children, and the runtime's
+    high-availability ConfigMaps (leader and checkpoint pointers) for its cluster id."""
+    n = names(name)
+    return [
         DeleteResources(
             (
                 ResourceRef("apps/v1", "Deployment", n.taskmanager),
@@ -780,31 +902,38 @@ def _cleanup(r: _Round) -> None:
                 ResourceRef("v1", "Service", n.service),
                 ResourceRef("v1", "ConfigMap", n.config_map),
             )
-        )
-    )
-    # High-availability leftovers of the runtime (leader and checkpoint pointers).
-    r.actions.append(DeleteConfigMaps(f"flinklet.io/cluster-id={r.job.name}"))
-    r.actions.append(DeleteConfigMaps(f"app={r.job.name},configmap-type=high-availability"))
+        ),
+        DeleteConfigMaps(f"flinklet.io/cluster-id={name}"),
+        DeleteConfigMaps(f"app={name},configmap-type=high-availability"),
+    ]
+
+
+def _cleanup(r: _Round) -> None:
+    r.actions.extend(cleanup_actions(r.job.name))
 
 
 def reconcile_deletion(job: FlinkJob, observed: Observed, now: datetime) -> Decision:
     """One round of deleting a FlinkJob; ``done`` says the finalizer may go."""
     r = _Round(job, observed, now)
     _record_job(r)
+    r.status.error = None
     if r.rec.phase != "Deleting":
         _abandon_pending_savepoint(r, "the FlinkJob is being deleted")
         r.sp.pending_trigger = None
         r.set_phase("Deleting", "delete")
-        if r.spec.job.savepoint_on_deletion and r.running:
-            r.event("Deleting", f"taking a final savepoint (deadline {r.rec.phase_deadline}), "
-                    "then deleting the cluster")
+        if r.spec.job.savepoint_on_deletion and (r.running or r.job_unknown):
+            r.event(
+                "Deleting",
+                f"taking a final savepoint (deadline {r.rec.phase_deadline}), "
+                "then deleting the cluster",
+            )
             _new_trigger(r, "DELETION", "stop", "deletion")
             return r.decision(done=False)
-        skipped = ""
+        without = ""
         if r.spec.job.savepoint_on_deletion:
-            skipped = f" without a final savepoint: the job is not running " \
-                      f"(state {r.obs.job.state if r.obs.job else 'unknown'})"
-        r.event("Deleting", f"deleting the cluster{skipped}")
+            state = r.obs.job.state if r.obs.job else "unknown"
+            without = f" without a final savepoint: the job is not running (state {state})"
+        r.event("Deleting", f"deleting the cluster{without}")
         _cleanup(r)
         return r.decision()
     pending = r.sp.pending_trigger
@@ -820,12 +949,17 @@ def reconcile_deletion(job: FlinkJob, observed: Observed, now: datetime) -> Deci
     if op is not None and op.failed:
         skipped = f"the final savepoint failed ({op.failure or 'unknown trigger'})"
     elif r.phase_expired():
-        skipped = f"the final savepoint (trigger {pending.trigger_id}) did not complete within " \
-                  f"{r.spec.deadlines.deletion}"
+        skipped = (
+            f"the final savepoint (trigger {pending.trigger_id}) did not complete within "
+            f"{r.spec.deadlines.deletion}"
+        )
+    elif r.job_unknown:
+        r.waiting_for_jobmanager = True
     elif not r.running and (pending.trigger_id is None or r.jobmanager_missing()):
         skipped = "the job stopped running before the final savepoint completed"
     if skipped is None:
-        if pending.trigger_id is None:
+        if pending.trigger_id is None and r.running:
+            pending.job_id = pending.job_id or r.job_id
             _issue_trigger(r)
         return r.decision(done=False)
     r.sp.pending_trigger = None

@@ -124,6 +124,10 @@ def rest_url(name: str, namespace: str) -> str:
     return f"http://{names(name).service}.{namespace}:{REST_PORT}"
 
 
+def _jobmanager_address(job: FlinkJob) -> str:
+    return f"{names(job.name).service}.{job.namespace}"
+
+
 def _metadata(job: FlinkJob, name: str, component: str | None) -> dict[str, Any]:
     return {
         "name": name,
@@ -157,7 +161,7 @@ def flink_configuration(job: FlinkJob) -> dict[str, str]:
         conf["high-availability.type"] = "kubernetes"
         conf["high-availability.storageDir"] = ha_dir
     conf.update(spec.flink_configuration)
-    address = f"{names(name).service}.{ns}"
+    address = _jobmanager_address(job)
     conf.update(
         {
             "jobmanager.rpc.address": address,
@@ -169,6 +173,9 @@ def flink_configuration(job: FlinkJob) -> dict[str, str]:
             "kubernetes.namespace": ns,
             "kubernetes.cluster-id": name,
             "high-availability.cluster-id": name,
+            # The JobManager must keep answering after the job finished (a stop-with-
+            # savepoint's result is read from it), as in the Flink Kubernetes Operator.
+            "execution.shutdown-on-application-finish": "false",
         }
     )
     storage = spec.checkpoint_storage
@@ -271,11 +278,11 @@ def _pod_security() -> dict[str, Any]:
 
 def _env(job: FlinkJob) -> list[dict[str, Any]]:
     def field(name: str, path: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+        return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
 
     env: list[dict[str, Any]] = [
         {"name": "FLINKLET_CONF_DIR", "value": CONF_DIR},
-        {"name": "FLINKLET_JOBMANAGER_ADDRESS", "value": f"{names(job.name).service}.{job.namespace}"},
+        {"name": "FLINKLET_JOBMANAGER_ADDRESS", "value": _jobmanager_address(job)},
         field("POD_NAME", "metadata.name"),
         field("POD_NAMESPACE", "metadata.namespace"),
         field("POD_IP", "status.podIP"),
@@ -349,8 +356,9 @@ def _pod_template(
     return merged
 
 
-def _container(job: FlinkJob, args: list[str], ports: list[dict[str, Any]], cpu: str,
-               memory: str) -> dict[str, Any]:
+def _container(
+    job: FlinkJob, args: list[str], ports: list[dict[str, Any]], cpu: str, memory: str
+) -> dict[str, Any]:
     return {
         "name": MAIN_CONTAINER,
         "image": job.spec.image,

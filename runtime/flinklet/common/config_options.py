@@ -512,6 +512,21 @@ class HighAvailabilityOptions:
     HA_STORAGE_PATH = _str_or_none(
         "high-availability.storageDir", "Where JobManager recovery metadata is kept."
     )
+    KUBERNETES_LEASE_DURATION = _ms(
+        "high-availability.kubernetes.leader-election.lease-duration",
+        15_000,
+        "How long a JobManager leader's Lease lasts unless renewed.",
+    )
+    KUBERNETES_RENEW_DEADLINE = _ms(
+        "high-availability.kubernetes.leader-election.renew-deadline",
+        10_000,
+        "How long a leader keeps failing to renew before it steps down (< lease duration).",
+    )
+    KUBERNETES_RETRY_PERIOD = _ms(
+        "high-availability.kubernetes.leader-election.retry-period",
+        2_000,
+        "How often the leader renews and standbys try to acquire the Lease.",
+    )
 
 
 class KubernetesConfigOptions:

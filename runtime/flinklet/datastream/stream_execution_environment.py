@@ -102,7 +102,7 @@ class ProgramContext:
     def __init__(self, configuration: Configuration | None = None) -> None:
         self.configuration = configuration
 
-    def before_execute(self, env: StreamExecutionEnvironment) -> None:
+    def before_execute(self, env: StreamExecutionEnvironment, job_name: str) -> None:
         """Called by ``execute``/``execute_async`` before the job graph is built."""
 
     def on_job(self, job: LocalJob) -> None:
@@ -562,9 +562,9 @@ class StreamExecutionEnvironment:
         from flinklet.common.config_options import StateRecoveryOptions as R
 
         program_context = _program_context.get()
-        if program_context is not None:
-            program_context.before_execute(self)
         name = job_name or self._conf.get(P.NAME) or "Flink Streaming Job"
+        if program_context is not None:
+            program_context.before_execute(self, name)
         job_graph = build_job_graph(self.get_stream_graph(name))
         restore = self._conf.get(R.SAVEPOINT_PATH)
         allow = bool(self._conf.get(R.IGNORE_UNCLAIMED_STATE))

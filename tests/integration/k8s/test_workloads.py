@@ -3,6 +3,7 @@ scheduled -> running local processes; garbage collection; restart policies; prob
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -330,3 +331,168 @@ def test_readiness_probe_gates_ready(cluster: ControlPlane, namespace: str) -> N
         timeout=30,
     )
     assert not _process_running(pid)
+
+
+WORKLOAD = """
+import json, os, ssl, urllib.request, urllib.error
+pod_dir = os.environ["FLINKLET_POD_DIR"]
+config = json.load(open(os.environ["KUBECONFIG"]))
+cluster = config["clusters"][0]["cluster"]
+token = open(config["users"][0]["user"]["tokenFile"]).read()
+ns = os.environ["FLINKLET_POD_NAMESPACE"]
+
+def status(path):
+    request = urllib.request.Request(cluster["server"] + path,
+                                     headers={"Authorization": "Bearer " + token})
+    context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+    try:
+        return urllib.request.urlopen(request, context=context, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+print(json.dumps({
+    "init": open(os.path.join(pod_dir, "init-done")).read(),
+    "secret": os.environ.get("FROM_SECRET"),
+    "cm": {k: v for k, v in os.environ.items() if k.startswith("CM_")},
+    "own_pod": status(f"/api/v1/namespaces/{ns}/pods/" + os.environ["HOSTNAME"]),
+    "configmaps": status(f"/api/v1/namespaces/{ns}/configmaps"),
+}))
+"""
+
+
+def test_init_containers_env_sources_and_service_account(
+    cluster: ControlPlane, namespace: str
+) -> None:
+    """Init containers run first; env comes from Secrets and ConfigMaps; the workload talks
+    to the API server as its own ServiceAccount, so RBAC applies to it."""
+    http = cluster.http
+    ns_path = f"/api/v1/namespaces/{namespace}"
+    http.post(
+        f"{ns_path}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds"},
+            "stringData": {"password": "s3cr3t"},
+        },
+    )
+    http.post(
+        f"{ns_path}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings"},
+            "data": {"A": "1", "B": "two"},
+        },
+    )
+    http.post(
+        f"{ns_path}/serviceaccounts",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}},
+    )
+    # May read pods, nothing else.
+    http.post(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        },
+    )
+    http.post(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "pod-reader"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "pod-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": namespace}],
+        },
+    )
+    init_cmd = "import os; open(os.environ['FLINKLET_POD_DIR'] + '/init-done', 'w').write('yes')"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "job"},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": "runner",
+            "initContainers": [
+                {
+                    "name": "prepare",
+                    "image": "ignored",
+                    "command": [sys.executable, "-c", init_cmd],
+                },
+            ],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "ignored",
+                    "command": [sys.executable, "-c", WORKLOAD],
+                    "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CM_"}],
+                    "env": [
+                        {
+                            "name": "FROM_SECRET",
+                            "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}},
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+    http.post(f"{ns_path}/pods", pod)
+    done = wait_for(
+        "job Succeeded", lambda: _phase_is(cluster, namespace, "job", "Succeeded"), timeout=90
+    )
+    init_status = done["status"]["initContainerStatuses"][0]
+    assert init_status["state"]["terminated"]["exitCode"] == 0
+
+    uid = done["metadata"]["uid"]
+    output = cluster.run_dir / "pods" / f"{namespace}_job_{uid[:8]}" / "main" / "output.log"
+    result = json.loads(output.read_text().splitlines()[-1])
+    assert result == {
+        "init": "yes",
+        "secret": "s3cr3t",
+        "cm": {"CM_A": "1", "CM_B": "two"},
+        "own_pod": 200,
+        "configmaps": 403,
+    }
+
+
+def test_failing_liveness_probe_restarts_the_container(
+    cluster: ControlPlane, namespace: str
+) -> None:
+    http = cluster.http
+    pod = _bare_pod(
+        "unhealthy",
+        [sys.executable, "-c", SLEEPER],
+        "Always",
+        livenessProbe={
+            "exec": {"command": ["test", "-f", "healthy"]},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+        },
+    )
+    http.post(f"/api/v1/namespaces/{namespace}/pods", pod)
+    first = wait_for(
+        "unhealthy Running",
+        lambda: _phase_is(cluster, namespace, "unhealthy", "Running"),
+        timeout=60,
+    )
+    first_pid = _pid_of(first)
+
+    def restarted() -> dict[str, Any] | None:
+        current = http.get(f"/api/v1/namespaces/{namespace}/pods/unhealthy")
+        status = current["status"]["containerStatuses"][0]
+        return current if status["restartCount"] >= 1 and "running" in status["state"] else None
+
+    current = wait_for("a liveness restart", restarted, timeout=60)
+    last = current["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 137  # SIGKILL
+    assert not _process_running(first_pid)
+    assert _process_running(_pid_of(current))

@@ -25,7 +25,7 @@ from flinklet.datastream.state_backend import EmbeddedRocksDBStateBackend, HashM
 KEYS = 5
 
 
-class CountPerKey(KeyedProcessFunction):
+class CountPerKey(KeyedProcessFunction[int, int, tuple[int, int]]):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.LONG()))
 
@@ -35,7 +35,7 @@ class CountPerKey(KeyedProcessFunction):
         yield ctx.get_current_key(), n
 
 
-class FailOnce(MapFunction):
+class FailOnce(MapFunction[int, int]):
     """Raises once, on the first attempt, after ``at`` records."""
 
     def __init__(self, at: int) -> None:
@@ -106,7 +106,7 @@ def run_until_savepoint(
     time.sleep(0.3)
     path = client.stop_with_savepoint(False, str(tmp_path / "savepoints")).result(timeout=30)
     client.get_job_execution_result().result(timeout=30)
-    return path  # type: ignore[no-any-return]
+    return str(path)
 
 
 def finish_from(

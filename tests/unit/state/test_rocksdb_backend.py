@@ -36,7 +36,13 @@ from flinklet._private.state.rocksdb import (
     RocksDBKeyedStateBackend,
     incremental_to_keyed_snapshot,
 )
-from flinklet._private.state.serializers import deserialize, deserialize_key, serialize_key
+from flinklet._private.state.rocksdb_states import decode_value, encode_value
+from flinklet._private.state.serializers import (
+    deserialize,
+    deserialize_key,
+    serialize,
+    serialize_key,
+)
 from flinklet.datastream.state import (
     AggregatingStateDescriptor,
     ListStateDescriptor,
@@ -901,6 +907,71 @@ def test_equal_keys_of_different_types_stay_apart_like_their_bytes(rocks: Factor
     assert state.value() == "int"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**63,
+        "",
+        "abc",
+        "é" * 63,
+        "x" * 127,
+        "x" * 128,
+        1.5,
+        None,
+        (1, "a"),
+        ("sensor", -5, "é"),
+        (),
+        ((1,),),
+        (1, 2.5),
+        ("x" * 128, 1),
+        (2**63, "a"),
+        [1],
+        {"k": 2},
+        b"\x00",
+    ],
+    ids=repr,
+)
+def test_fast_value_codec_is_byte_identical_to_the_serializer(value: Any) -> None:
+    assert encode_value(value) == serialize(value)
+    decoded = decode_value(serialize(value))
+    assert decoded == value and type(decoded) is type(value)
+
+
+def test_fast_value_codec_leaves_malformed_bytes_to_the_serializer() -> None:
+    with pytest.raises(StateError, match="trailing bytes"):
+        decode_value(serialize(("a", 1)) + b"x")
+    with pytest.raises(StateError, match="corrupt"):
+        decode_value(serialize(("a", 1))[:-3])
+
+
+def test_cached_tuple_keys_never_mix_types(rocks: Factory) -> None:
+    backend = rocks()
+    state = backend.get_partitioned_state(ValueStateDescriptor("v", None))
+    backend.register_internal_value_state("_reduce")
+    table = backend.value_table("_reduce")
+    for key, label in (((1, "a"), "ints"), ((1.0, "a"), "floats"), ((True, "a"), "bools")):
+        backend.current_key = key
+        state.update(label)
+        table[key] = label
+    for key, label in (((1, "a"), "ints"), ((1.0, "a"), "floats"), ((True, "a"), "bools")):
+        backend.current_key = key
+        assert state.value() == label
+        assert table[key] == label
+
+
+def test_a_disposed_backend_says_so(rocks: Factory) -> None:
+    backend = rocks()
+    backend.dispose()
+    with pytest.raises(StateError, match="was disposed"):
+        backend.snapshot()
+    with pytest.raises(StateError, match="was disposed"):
+        backend.restore([])
+
+
 def test_background_cleanup_deletes_expired_entries_at_snapshot(
     rocks: Factory, clock: FakeClock
 ) -> None:
@@ -916,6 +987,19 @@ def test_background_cleanup_deletes_expired_entries_at_snapshot(
     snapshot = backend.snapshot()
     assert [key for _, _, key in contents([snapshot])] == ["new"]
     assert backend.keys("m") == ["new"]  # deleted from the database, not only left out
+
+
+def test_compaction_filter_cleanup_deletes_expired_entries_at_snapshot(
+    rocks: Factory, clock: FakeClock
+) -> None:
+    backend = rocks()
+    config = ttl_builder().cleanup_in_rocksdb_compact_filter(1000).build()
+    state = backend.get_partitioned_state(with_ttl(ValueStateDescriptor("v", None), config))
+    backend.current_key = "old"
+    state.update(1)
+    clock.now = 150
+    backend.snapshot()
+    assert backend.keys("v") == []
 
 
 def test_list_order_survives_restore_and_later_appends(rocks: Factory) -> None:

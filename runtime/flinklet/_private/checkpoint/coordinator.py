@@ -118,6 +118,7 @@ class CheckpointCoordinator:
         clock: Callable[[], int],
         fencing_epoch: Callable[[], int | None] = lambda: None,
         before_commit: Callable[[int], None] = lambda checkpoint_id: None,
+        after_commit: Callable[[CompletedCheckpoint], None] = lambda completed: None,
     ) -> None:
         self.job_id = job_id
         self.job_name = job_name
@@ -127,6 +128,7 @@ class CheckpointCoordinator:
         self.clock = clock
         self._fencing_epoch = fencing_epoch
         self._before_commit = before_commit
+        self._after_commit = after_commit
         self.pending: dict[int, PendingCheckpoint] = {}
         self.completed: list[CompletedCheckpoint] = []
         self.stats = CheckpointStats()
@@ -314,11 +316,6 @@ class CheckpointCoordinator:
             self._fail(p, f"its _metadata could not be committed: {exc}")
             return
         now = self.clock()
-        self.pending.pop(p.checkpoint_id, None)
-        self.stats.in_progress -= 1
-        self.stats.completed += 1
-        self.consecutive_failures = 0
-        self._last_completion = now
         done = CompletedCheckpoint(
             p.checkpoint_id,
             p.timestamp,
@@ -329,6 +326,17 @@ class CheckpointCoordinator:
             metadata,
             p.size,
         )
+        try:
+            # e.g. HA records it as the latest: before older ones are pruned or tasks notified
+            self._after_commit(done)
+        except CheckpointError as exc:  # not complete: its files (and _metadata) go
+            self._fail(p, f"it could not be recorded: {exc}")
+            return
+        self.pending.pop(p.checkpoint_id, None)
+        self.stats.in_progress -= 1
+        self.stats.completed += 1
+        self.consecutive_failures = 0
+        self._last_completion = now
         self.stats.record(self._entry(done, "COMPLETED"))
         if not p.is_savepoint:
             self.completed.append(done)

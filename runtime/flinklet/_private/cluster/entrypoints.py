@@ -87,6 +87,15 @@ def run_jobmanager(argv: list[str]) -> int:
 
     cluster = start_jobmanager_process(conf)
     stop = threading.Event()
+    exit_code = 0
+    if cluster.service.ha is not None:
+
+        def leadership_lost() -> None:  # restart as a standby, with no stale state
+            nonlocal exit_code
+            exit_code = 1
+            stop.set()
+
+        cluster.service.ha.on_leadership_lost = leadership_lost
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
@@ -110,7 +119,9 @@ def run_jobmanager(argv: list[str]) -> int:
             stop.set()
     stop.wait()
     cluster.stop()
-    return 0
+    if exit_code:
+        log.error("JobManager exits: it lost leadership (it restarts as a standby)")
+    return exit_code
 
 
 # ---------------------------------------------------------------------------- TaskManager
@@ -134,11 +145,21 @@ def run_taskmanager(argv: list[str]) -> int:
     supervisor = TaskManagerSupervisor(
         tm_id, slots, f"{jm_host}:{jm_port}", host, bind, float(heartbeat.split()[0]) / 1000.0
     )
+    from flinklet._private.cluster.ha import HaSettings
+
+    ha = HaSettings.from_configuration(conf)
+    if ha is not None:  # slots find the leading JobManager in the HA ConfigMap
+        supervisor.slot_args = [
+            f"--ha-cluster-id={ha.cluster_id}",
+            f"--ha-namespace={ha.namespace}",
+            f"--ha-poll-interval={ha.timings.retry_period_s}",
+        ]
+        target = f"the leader recorded in ConfigMap {ha.namespace}/{ha.config_map_name}"
+    else:
+        target = f"{jm_host}:{jm_port}"
     signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
-    log.info(
-        "TaskManager %s: %d slot process(es), JobManager %s:%d", tm_id, slots, jm_host, jm_port
-    )
+    log.info("TaskManager %s: %d slot process(es), JobManager %s", tm_id, slots, target)
     supervisor.run()
     return 0
 
@@ -157,6 +178,7 @@ class TaskManagerSupervisor:
         self.bind = bind
         self.heartbeat = heartbeat
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * slots
+        self.slot_args: list[str] = []
         self._stop = threading.Event()
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
@@ -179,6 +201,7 @@ class TaskManagerSupervisor:
                 self.bind,
                 "--heartbeat-interval",
                 str(self.heartbeat),
+                *self.slot_args,
             ],
             env=env,
         )
@@ -190,7 +213,7 @@ class TaskManagerSupervisor:
             for i, proc in enumerate(self.processes):
                 if proc is not None and proc.poll() is not None:
                     log.warning("slot process %d exited with %s; restarting it", i, proc.returncode)
-                    time.sleep(1.0)
+                    time.sleep(0.2)
                     self.processes[i] = self._spawn(i)
         for proc in self.processes:
             if proc is not None and proc.poll() is None:

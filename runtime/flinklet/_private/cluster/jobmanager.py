@@ -20,20 +20,37 @@ import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cloudpickle
 
-from flinklet._private.checkpoint.coordinator import CheckpointCoordinator, CheckpointSettings
+from flinklet._private.checkpoint.coordinator import (
+    CheckpointCoordinator,
+    CheckpointSettings,
+    CompletedCheckpoint,
+)
 from flinklet._private.cluster.protocol import frame, read_message
 from flinklet._private.exec.executor import ExecutionSettings, _storage_for
 from flinklet._private.exec.timers import wall_clock_ms
 from flinklet._private.graph.stream_graph import JobGraph
 from flinklet._private.metrics import MetricRegistry
 from flinklet.common.job_status import JobStatus
-from flinklet.errors import CheckpointError, JobCancelledError, JobExecutionError
+from flinklet.errors import CheckpointError, ClusterError, JobCancelledError, JobExecutionError
 
 log = logging.getLogger(__name__)
+
+
+class HighAvailability(Protocol):
+    """What the JobManager asks of high availability (``ha.py``); ``JobManager.ha`` is None
+    without it. The checkpoint hooks raise ``CheckpointError`` to refuse."""
+
+    def fencing_epoch(self) -> int | None: ...
+
+    def before_commit(self, job_id: str, checkpoint_id: int) -> None: ...
+
+    def checkpoint_completed(self, job_id: str, completed: CompletedCheckpoint) -> None: ...
+
+    def job_terminated(self, job_id: str, status: JobStatus) -> None: ...
 
 
 @dataclass
@@ -86,9 +103,11 @@ class ClusterJob:
         restore_from: str | None,
         allow_non_restored_state: bool,
         sys_path: list[str],
+        job_id: str | None = None,
+        recovered: CompletedCheckpoint | None = None,
     ) -> None:
         self.jm = jm
-        self.job_id = uuid.uuid4().hex
+        self.job_id = job_id or uuid.uuid4().hex
         self.job_graph = job_graph
         self.settings = settings
         self.checkpoint_settings = checkpoint_settings
@@ -125,6 +144,7 @@ class ClusterJob:
             for v in job_graph.vertices
             for n in v.nodes
         }
+        ha, job = jm.ha, self.job_id
         self.coordinator = CheckpointCoordinator(
             self.job_id,
             job_graph.job_name,
@@ -132,7 +152,13 @@ class ClusterJob:
             operators,
             _storage_for,
             wall_clock_ms,
+            fencing_epoch=ha.fencing_epoch if ha else lambda: None,
+            before_commit=(lambda cid: ha.before_commit(job, cid)) if ha else lambda cid: None,
+            after_commit=(lambda c: ha.checkpoint_completed(job, c)) if ha else lambda c: None,
         )
+        if recovered is not None:  # HA failover: the latest checkpoint the old leader recorded
+            self.coordinator.completed.append(recovered)
+            self.coordinator.next_id = recovered.checkpoint_id + 1
         self.coordinator.persist_finished_locally = False
         self.coordinator.trigger_sources = self._send_trigger
         self.coordinator.notify_complete = lambda cid: self._broadcast(("notify", cid, True))
@@ -250,7 +276,7 @@ class ClusterJob:
         if self.phase in ("DONE",):
             return
         log.warning(
-            "Job %s attempt %d failed: %s", self.job_id, self.attempt, reason.splitlines()[0]
+            "Job %s attempt %d failed: %s", self.job_id, self.attempt, reason[-700:]
         )
         self.exceptions.append(
             {"timestamp": wall_clock_ms(), "exception": reason, "taskName": operator}
@@ -286,11 +312,33 @@ class ClusterJob:
         self.end_time = wall_clock_ms()
         for slot_id in set(self.assignment.values()):
             self._send(slot_id, ("cancel", self.job_id, self.attempt))
+        if self.jm.ha is not None:
+            try:
+                self.jm.ha.job_terminated(self.job_id, status)
+            except ClusterError as exc:  # a new leader may still need the checkpoints
+                log.warning("job %s: %s; its checkpoints are kept", self.job_id, exc)
+                self._done.set()
+                return
         if status == JobStatus.FINISHED or (
             status == JobStatus.CANCELED
             and self.checkpoint_settings.retention != "RETAIN_ON_CANCELLATION"
         ):
             self.coordinator.discard_all_checkpoints()
+        self._done.set()
+
+    def suspend(self, reason: str) -> None:
+        """This JobManager lost leadership: stop the job here, keep its checkpoints and
+        HA record (the new leader resumes it), and end its waiters."""
+        if self.phase == "DONE":
+            return
+        log.warning("Suspending job %s: %s", self.job_id, reason)
+        self._fail_pending_requests(reason)
+        for slot_id in set(self.assignment.values()):
+            self._send(slot_id, ("cancel", self.job_id, self.attempt))
+        self.status = JobStatus.SUSPENDED
+        self.phase = "DONE"
+        self.end_time = wall_clock_ms()
+        self.failure = JobExecutionError(f"Job {self.job_id} was suspended: {reason}", self.job_id)
         self._done.set()
 
     def tick(self, now: float) -> None:
@@ -442,6 +490,7 @@ class JobManager:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self.leader = True  # HA replaces this with the Lease's verdict
+        self.ha: HighAvailability | None = None
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -494,6 +543,10 @@ class JobManager:
 
     def post(self, message: tuple[Any, ...]) -> None:
         self._inbox.put(message)
+
+    def suspend_jobs(self, reason: str) -> None:
+        """Thread-safe: suspend every job (leadership was lost)."""
+        self.post(("suspend_all", reason))
 
     def send(self, slot_id: str, message: tuple[Any, ...]) -> None:
         slot = self.slots.get(slot_id)
@@ -565,6 +618,9 @@ class JobManager:
         elif kind == "submit":
             job = message[1]
             self.jobs[job.job_id] = job
+        elif kind == "suspend_all":
+            for job in self.jobs.values():
+                job.suspend(message[1])
         elif kind in ("job_cancel", "job_savepoint", "job_stop"):
             job = self.jobs.get(message[1])
             if job is not None:
@@ -619,6 +675,8 @@ class JobManager:
         restore_from: str | None = None,
         allow_non_restored_state: bool = False,
         sys_path: list[str] | None = None,
+        job_id: str | None = None,
+        recovered: CompletedCheckpoint | None = None,
     ) -> ClusterJob:
         job = ClusterJob(
             self,
@@ -628,6 +686,8 @@ class JobManager:
             restore_from,
             allow_non_restored_state,
             sys_path or [],
+            job_id,
+            recovered,
         )
         self.post(("submit", job))
         return job

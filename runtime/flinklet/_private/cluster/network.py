@@ -131,7 +131,7 @@ class NetworkService:
         self._credit_writers: dict[str, asyncio.StreamWriter] = {}
         self._producer_of: dict[ChannelKey, str] = {}
         self._initial: dict[ChannelKey, int] = {}
-        self.peer_failures: list[str] = []
+        self.peer_failures: dict[tuple[str, int], str] = {}
         self.on_failure: Callable[[str], None] = lambda reason: None
         self._thread = threading.Thread(target=self._run, name="flinklet-network", daemon=True)
         self._started = threading.Event()
@@ -180,7 +180,8 @@ class NetworkService:
 
     def output_channel(self, key: ChannelKey, consumer: tuple[str, int]) -> RemoteOutputChannel:
         conn = self._connections.get(consumer)
-        if conn is None:
+        if conn is None or conn.failed is not None:
+            self.peer_failures.pop(consumer, None)
             conn = _Connection(self, consumer)
             self._connections[consumer] = conn
             asyncio.run_coroutine_threadsafe(conn.run(), self.loop)
@@ -278,5 +279,6 @@ class NetworkService:
 
     def on_peer_failure(self, address: tuple[str, int], exc: BaseException) -> None:
         reason = f"lost the data connection to {address[0]}:{address[1]}: {exc}"
-        self.peer_failures.append(reason)
+        self.peer_failures[address] = reason
+        self._connections.pop(address, None)  # a later attempt connects afresh
         self.on_failure(reason)

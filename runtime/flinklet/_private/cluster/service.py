@@ -12,10 +12,11 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from flinklet import __version__
-from flinklet._private.checkpoint.coordinator import CheckpointSettings
+from flinklet._private.checkpoint.coordinator import CheckpointSettings, CompletedCheckpoint
 from flinklet._private.cluster.jobmanager import ClusterJob, JobManager
 from flinklet._private.exec.executor import ExecutionSettings
 from flinklet._private.graph.stream_graph import JobGraph
@@ -29,6 +30,9 @@ from flinklet._private.rest.service import Hardware, JobLike, JobSubmission, Tas
 from flinklet.common.configuration import Configuration
 from flinklet.errors import ClusterError
 
+if TYPE_CHECKING:
+    from flinklet._private.cluster.ha import KubernetesHighAvailability
+
 log = logging.getLogger(__name__)
 
 FLINK_API_VERSION = "2.0.0"
@@ -41,6 +45,8 @@ class JobManagerService:
         self._submitted: dict[int, list[ClusterJob]] = {}
         self._lock = threading.Lock()
         self._installed = False
+        self.ha: KubernetesHighAvailability | None = None  # set by HA when enabled
+        self._programs: dict[int, tuple[str, list[str], JobSubmission | None]] = {}
 
     # -- ClusterService ------------------------------------------------------------------
 
@@ -94,6 +100,11 @@ class JobManagerService:
 
     def submit(self, submission: JobSubmission) -> str:
         check_entrypoint(submission.entrypoint)
+        if not self.jm.leader:
+            raise ClusterError(
+                "this JobManager is a standby (high availability): submit to the leader, the "
+                "replica whose /readyz answers ok"
+            )
         done = threading.Event()
         errors: list[BaseException] = []
         holder: list[ClusterJob] = []
@@ -138,8 +149,13 @@ class JobManagerService:
         ident = threading.get_ident()
         with self._lock:
             self._submitted.setdefault(ident, [])
+            self._programs[ident] = (entrypoint, list(args), submission)
         self._overrides = submission
-        run_program(entrypoint, list(args))
+        try:
+            run_program(entrypoint, list(args))
+        finally:
+            with self._lock:
+                self._programs.pop(ident, None)
 
     def _execute(
         self,
@@ -157,6 +173,11 @@ class JobManagerService:
         import sys
 
         sys_path = [os.getcwd(), *_program_dirs(), *(p for p in sys.path if p and os.path.isdir(p))]
+        job_id, recovered = uuid.uuid4().hex, None
+        if self.ha is not None:
+            job_id, recovered = self._ha_record(
+                job_graph, checkpoint_settings, restore_from, allow_non_restored_state
+            )
         job = self.jm.submit(
             job_graph,
             settings,
@@ -164,6 +185,8 @@ class JobManagerService:
             restore_from,
             allow_non_restored_state,
             list(dict.fromkeys(sys_path)),
+            job_id,
+            recovered,
         )
         with self._lock:
             holder = self._submitted.get(threading.get_ident())
@@ -174,6 +197,38 @@ class JobManagerService:
         except RuntimeError:
             pass
         return job
+
+    def _ha_record(
+        self,
+        job_graph: JobGraph,
+        checkpoint_settings: CheckpointSettings,
+        restore_from: str | None,
+        allow_non_restored_state: bool,
+    ) -> tuple[str, CompletedCheckpoint | None]:
+        """HA: the job's id and recovered checkpoint (a resumed job keeps both), after
+        recording the job in the HA ConfigMap (raises ClusterError if not the leader)."""
+        from flinklet._private.cluster.ha import ProgramInfo
+
+        ha = self.ha
+        if ha is None:
+            raise ClusterError("high availability is not enabled")
+        recovery = ha.take_recovery()
+        job_id = recovery.job_id if recovery is not None else uuid.uuid4().hex
+        recovered = None
+        if recovery is not None:
+            recovered = recovery.load_checkpoint(checkpoint_settings.storage_options)
+        with self._lock:
+            entrypoint, args, sub = self._programs.get(threading.get_ident(), ("", [], None))
+        parallelism = sub.parallelism if sub is not None else None
+        program = ProgramInfo(
+            entrypoint,
+            tuple(args),
+            parallelism or self.conf.get_integer("parallelism.default", 1),
+            restore_from,
+            allow_non_restored_state,
+        )
+        ha.job_submitted(job_id, job_graph.job_name, program)
+        return job_id, recovered
 
 
 def _program_dirs() -> list[str]:
@@ -198,11 +253,16 @@ class ClusterHandle:
         try:
             if is_file_entrypoint(entrypoint) and not os.path.isabs(entrypoint):
                 entrypoint = os.path.abspath(entrypoint)
+            if self.service.ha is not None:  # waits for leadership; may resume the job
+                self.service.ha.run_application(entrypoint, args)
+                return
             self.service.run_program(entrypoint, args)
         except BaseException as exc:
             log.error("the application's program failed: %s", exc)
 
     def stop(self) -> None:
+        if self.service.ha is not None:
+            self.service.ha.stop()  # step down first: a standby takes over at once
         if self.rest is not None:
             self.rest.stop()
         self.jm.stop()
@@ -224,4 +284,10 @@ def start_jobmanager_process(conf: Configuration, rest: bool = True) -> ClusterH
         server = RestServer(service, rest_host, rest_port)  # type: ignore[arg-type]
         server.start()
         rest_port = server.port
-    return ClusterHandle(jm, service, server, rest_host, rest_port)
+    handle = ClusterHandle(jm, service, server, rest_host, rest_port)
+    from flinklet._private.cluster.ha import HaSettings, KubernetesHighAvailability
+
+    ha_settings = HaSettings.from_configuration(conf)
+    if ha_settings is not None:  # a standby until the Lease says otherwise
+        KubernetesHighAvailability(ha_settings).start(handle)
+    return handle

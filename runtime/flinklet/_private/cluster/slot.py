@@ -9,6 +9,7 @@ messages and are applied on the runner's scheduler thread between rounds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -21,7 +22,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -40,6 +41,9 @@ from flinklet._private.exec.executor import (
 )
 from flinklet._private.metrics import MetricRegistry
 from flinklet.errors import JobCancelledError, UserFunctionError
+
+if TYPE_CHECKING:
+    from flinklet._private.cluster.ha import LeaderInfo, LeaderRetriever
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +84,10 @@ class ControlConnection:
         return loads(self._file.read(length))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in receive()
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 @dataclass
@@ -132,6 +136,7 @@ class JobRunner(threading.Thread):
         self.closed = threading.Event()
         self.cancelled = threading.Event()
         self.registry = MetricRegistry()
+        self.peers: set[Any] = set()
 
     def send(self, message: Any) -> None:
         self.slot.send(message)
@@ -171,6 +176,9 @@ class JobRunner(threading.Thread):
             pointer, allow = spec["restore"]
             storage, resolved = _open_pointer(pointer, spec["checkpoint_settings"])
             plan = plan_restore(storage, resolved, job_graph, allow)
+        self.peers = {
+            tuple(a) for sid, a in spec["addresses"].items() if sid != me
+        }
         scheduler_wakeup = threading.Event()
         self.slot.wakeups.append(scheduler_wakeup)
         channels = slot_channels(
@@ -229,8 +237,11 @@ class JobRunner(threading.Thread):
     def _before_round(self) -> None:
         if self.cancelled.is_set():
             raise JobCancelledError("cancelled by the JobManager")
-        if self.slot.network.peer_failures:
-            raise ConnectionError(self.slot.network.peer_failures[-1])
+        failures = self.slot.network.peer_failures
+        if failures:
+            for address in self.peers:
+                if address in failures:
+                    raise ConnectionError(failures[address])
         while True:
             try:
                 request = self.requests.get_nowait()
@@ -299,6 +310,8 @@ class SlotProcess:
         host: str = "127.0.0.1",
         bind_host: str | None = None,
         heartbeat_interval: float = 1.0,
+        leader_retriever: LeaderRetriever | None = None,
+        leader_poll_interval: float = 2.0,
     ) -> None:
         self.tm_id = tm_id
         self.index = index
@@ -311,6 +324,10 @@ class SlotProcess:
         self.network = NetworkService(bind_host or host, self.slot_id, self._wake_all)
         self.control: ControlConnection | None = None
         self._stop = threading.Event()
+        # HA: the JobManager is whichever leads; the slot leaves when the leader changes
+        self.retriever = leader_retriever
+        self.leader_poll_interval = leader_poll_interval
+        self.leader: LeaderInfo | None = None
 
     def _wake_all(self) -> None:
         for w in list(self.wakeups):
@@ -326,7 +343,16 @@ class SlotProcess:
 
     def run(self) -> None:
         self.network.start()
-        self.control = ControlConnection(self.jobmanager)
+        if self.retriever is None:
+            self.control = ControlConnection(self.jobmanager)
+        else:
+            self.control = self._connect_to_leader()
+            if self.control is None:
+                self.network.stop()
+                return
+            threading.Thread(
+                target=self._follow_leader, name="flinklet-leader", daemon=True
+            ).start()
         self.send(
             (
                 "register",
@@ -377,6 +403,58 @@ class SlotProcess:
         elif kind == "shutdown":
             self._stop.set()
 
+    def _connect_to_leader(self) -> ControlConnection | None:
+        """HA: connect to the JobManager the HA ConfigMap names, re-reading it while the
+        named one cannot be reached (it may have died before a successor took over)."""
+        if self.retriever is None:
+            return None
+        while not self._stop.is_set():
+            leader = self.retriever.wait(self._stop, self.leader_poll_interval)
+            if leader is None:
+                return None
+            try:
+                control = ControlConnection(leader.rpc, timeout=2.0)
+            except ConnectionError as exc:
+                log.warning(
+                    "slot %s: leader %s unreachable: %s", self.slot_id, leader.identity, exc
+                )
+                self._stop.wait(self.leader_poll_interval)
+                continue
+            self.jobmanager, self.leader = leader.rpc, leader
+            log.info(
+                "slot %s: JobManager leader %s (term %d) at %s",
+                self.slot_id,
+                leader.identity,
+                leader.epoch,
+                leader.rpc_address,
+            )
+            return control
+        return None
+
+    def _follow_leader(self) -> None:
+        """HA: leave (the process exits, its TaskManager starts it again) when another
+        JobManager leads; the old one may be paused rather than dead."""
+        if self.retriever is None or self.leader is None:
+            return
+        while not self._stop.wait(self.leader_poll_interval):
+            current = self.retriever.current()
+            if current is None or (current.identity, current.epoch) == (
+                self.leader.identity,
+                self.leader.epoch,
+            ):
+                continue
+            log.warning(
+                "slot %s: JobManager %s leads now (term %d); leaving %s",
+                self.slot_id,
+                current.identity,
+                current.epoch,
+                self.leader.identity,
+            )
+            self._stop.set()
+            if self.control is not None:
+                self.control.close()
+            return
+
     def _heartbeats(self) -> None:
         while not self._stop.is_set():
             tasks = {f"{j}:{a}": r.task_report() for (j, a), r in list(self.runners.items())}
@@ -406,6 +484,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--bind-host", default=None)
     parser.add_argument("--heartbeat-interval", type=float, default=1.0)
+    parser.add_argument("--ha-cluster-id", help="HA: find the leading JobManager of this cluster")
+    parser.add_argument("--ha-namespace", default="default")
+    parser.add_argument("--ha-poll-interval", type=float, default=2.0)
     ns = parser.parse_args(argv)
     if os.environ.get("FLINKLET_DIE_WITH_PARENT") == "1":
         _die_with_parent()
@@ -414,7 +495,19 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s slot: %(message)s",
     )
     host, _, port = ns.jobmanager.rpartition(":")
+    retriever = None
+    if ns.ha_cluster_id:
+        from flinklet._private.cluster.ha import HaSettings, LeaderRetriever
+
+        retriever = LeaderRetriever(HaSettings(ns.ha_cluster_id, ns.ha_namespace))
     SlotProcess(
-        ns.tm_id, ns.index, (host, int(port)), ns.host, ns.bind_host, ns.heartbeat_interval
+        ns.tm_id,
+        ns.index,
+        (host, int(port)),
+        ns.host,
+        ns.bind_host,
+        ns.heartbeat_interval,
+        retriever,
+        ns.ha_poll_interval,
     ).run()
     return 0

@@ -49,6 +49,7 @@ __all__ = [
     "Scope",
     "job_scopes",
     "parse_port_range",
+    "render_all",
     "render_registry",
     "sanitize_name",
 ]
@@ -193,9 +194,7 @@ class Exposition:
             lines.append(f"# TYPE {name} {family.kind}")
             for key, labels, value in family.samples:
                 if labels:
-                    body = ",".join(
-                        f'{sanitize_name(k)}="{_escape(v)}"' for k, v in labels.items()
-                    )
+                    body = ",".join(f'{sanitize_name(k)}="{_escape(v)}"' for k, v in labels.items())
                     lines.append(f"{key}{{{body}}} {value}")
                 else:
                     lines.append(f"{key} {value}")
@@ -223,7 +222,8 @@ def render_registry(registry: MetricRegistry, scopes: Sequence[Scope] = ()) -> s
 
 
 def parse_port_range(spec: str | int) -> list[int]:
-    """``"9249"`` -> [9249]; ``"9250-9260"`` -> [9250, ..., 9260] (``metrics.reporter.prom.port``)."""
+    """``"9249"`` -> [9249]; ``"9250-9260"`` -> [9250, ..., 9260]
+    (the syntax of ``metrics.reporter.prom.port``)."""
     text = str(spec).strip()
     first, sep, last = text.partition("-")
     try:
@@ -271,7 +271,7 @@ class PrometheusServer:
         collect = self.collect
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 if self.path.split("?", 1)[0] not in ("/metrics", "/"):
                     self.send_error(404, "only /metrics is served here")
                     return
@@ -282,7 +282,7 @@ class PrometheusServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return  # scrapes are not worth a log line each
 
         last_error: OSError | None = None

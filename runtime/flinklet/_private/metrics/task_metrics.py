@@ -122,16 +122,21 @@ def sample_counters(task: _CountingTask) -> TaskCounters:
     return task.backpressured_steps, task.num_records_in, out
 
 
-def classify(before: TaskCounters, after: TaskCounters, running: bool = True) -> str:
-    """What a task did between two samples: it was back-pressured if it was refused
-    work because an output was full, busy if it moved records, idle otherwise."""
+def classify(
+    before: TaskCounters, after: TaskCounters, running: bool = True, previous: str = IDLE
+) -> str:
+    """What a task did between two samples: back-pressured if it was refused work
+    because an output was full, busy if it moved records; if nothing changed, it is
+    still back-pressured when that is what it last was (it waits for its turn to retry:
+    Flinklet's tasks share a thread and a refused task is retried next round), and
+    idle otherwise."""
     if not running:
         return IDLE
     if after[0] > before[0]:
         return BACKPRESSURED
     if after[1] > before[1] or after[2] > before[2]:
         return BUSY
-    return IDLE
+    return BACKPRESSURED if previous == BACKPRESSURED else IDLE
 
 
 class _History:
@@ -140,7 +145,7 @@ class _History:
     def __init__(self, counters: TaskCounters) -> None:
         self.last = counters
         self.kinds: deque[str] = deque(maxlen=WINDOW_SAMPLES)
-        self.last_read = time.monotonic()
+        self.last_read = float("-inf")  # not sampled until someone reads its metrics
 
     def ratio(self, kind: str) -> float:
         kinds = self.kinds
@@ -187,7 +192,8 @@ class _Sampler:
                     return
             for task, h in active:
                 counters = sample_counters(task)
-                h.kinds.append(classify(h.last, counters, task.state == "RUNNING"))
+                previous = h.kinds[-1] if h.kinds else IDLE
+                h.kinds.append(classify(h.last, counters, task.state == "RUNNING", previous))
                 h.last = counters
 
 

@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid
 from concurrent.futures import Future
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +37,7 @@ from flinklet._private.metrics.prometheus import CONTENT_TYPE
 from flinklet._private.metrics.task_metrics import (
     BACKPRESSURED,
     BUSY,
+    IDLE,
     classify,
     sample_counters,
 )
@@ -60,7 +61,10 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 LOW_THRESHOLD, HIGH_THRESHOLD = 0.10, 0.5
 
 
-def backpressure_level(ratio: float) -> str:
+BackPressureLevel = Literal["ok", "low", "high"]
+
+
+def backpressure_level(ratio: float) -> BackPressureLevel:
     if ratio <= LOW_THRESHOLD:
         return "ok"
     return "low" if ratio <= HIGH_THRESHOLD else "high"
@@ -71,9 +75,7 @@ class _Operations:
 
     def __init__(self, limit: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._ops: collections.OrderedDict[tuple[str, str], Future[str]] = (
-            collections.OrderedDict()
-        )
+        self._ops: collections.OrderedDict[tuple[str, str], Future[str]] = collections.OrderedDict()
         self._limit = limit
 
     def get(self, job_id: str, trigger_id: str) -> Future[str] | None:
@@ -194,9 +196,7 @@ def create_app(
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
             messages.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
-        return JSONResponse(
-            {"errors": [f"Bad request: {'; '.join(messages)}"]}, status_code=400
-        )
+        return JSONResponse({"errors": [f"Bad request: {'; '.join(messages)}"]}, status_code=400)
 
     # -- health (Flinklet's) -----------------------------------------------------------
 
@@ -225,7 +225,7 @@ def create_app(
         """Prometheus text exposition of every running job's metrics."""
         return Response(views.prometheus_exposition(service), media_type=CONTENT_TYPE)
 
-    # -- cluster ------------------------------------------------------------------------
+    # -- cluster ---------------------------------------------------------------------------
 
     @router.get("/overview", response_model=m.ClusterOverview, tags=["cluster"])
     def overview() -> m.ClusterOverview:
@@ -247,9 +247,7 @@ def create_app(
 
     @router.get("/jobmanager/config", response_model=list[m.ConfigEntry], tags=["cluster"])
     def jobmanager_config() -> list[m.ConfigEntry]:
-        return [
-            m.ConfigEntry(key=k, value=v) for k, v in sorted(service.configuration().items())
-        ]
+        return [m.ConfigEntry(key=k, value=v) for k, v in sorted(service.configuration().items())]
 
     @router.get("/taskmanagers", response_model=m.TaskManagersInfo, tags=["cluster"])
     def taskmanagers() -> m.TaskManagersInfo:
@@ -269,7 +267,7 @@ def create_app(
                 return views.taskmanager_details(t)
         raise _error(404, f"TaskManager {taskmanagerid} not found")
 
-    # -- jobs ---------------------------------------------------------------------------
+    # -- jobs ------------------------------------------------------------------------------
 
     @router.get("/jobs", response_model=m.JobIdsWithStatus, tags=["jobs"])
     def jobs() -> m.JobIdsWithStatus:
@@ -307,9 +305,7 @@ def create_app(
         now = wall_clock_ms()
         return m.MultipleJobsDetails(jobs=[views.job_overview(j, now) for j in service.jobs()])
 
-    @router.get(
-        "/jobs/{jobid}", response_model=m.JobDetailsInfo, responses=_ERRORS, tags=["jobs"]
-    )
+    @router.get("/jobs/{jobid}", response_model=m.JobDetailsInfo, responses=_ERRORS, tags=["jobs"])
     def job_details(jobid: str) -> m.JobDetailsInfo:
         return views.job_details(job_or_404(jobid))
 
@@ -351,7 +347,7 @@ def create_app(
         job.cancel()
         return {}
 
-    # -- checkpoints and savepoints -----------------------------------------------------
+    # -- checkpoints and savepoints --------------------------------------------------------
 
     @router.get(
         "/jobs/{jobid}/checkpoints",
@@ -401,9 +397,7 @@ def create_app(
         def start() -> Future[str]:
             future = job.trigger_savepoint(request.target_directory)
             if request.cancel_job:
-                future.add_done_callback(
-                    lambda f: job.cancel() if f.exception() is None else None
-                )
+                future.add_done_callback(lambda f: job.cancel() if f.exception() is None else None)
             return future
 
         return start_operation(job, request.trigger_id, start)
@@ -457,7 +451,7 @@ def create_app(
             status=m.QueueStatus(id="COMPLETED"), operation=operation
         )
 
-    # -- exceptions, metrics, back pressure ---------------------------------------------
+    # -- exceptions, metrics, back pressure ------------------------------------------------
 
     @router.get(
         "/jobs/{jobid}/exceptions",
@@ -531,15 +525,15 @@ def create_app(
         tasks = {i: deployed.get((vid, i)) for i in range(vertex.parallelism)}
         counts = {i: collections.Counter[str]() for i in tasks}
         last = {i: sample_counters(t) for i, t in tasks.items() if t is not None}
+        kind = dict.fromkeys(tasks, IDLE)
         for _ in range(samples):
             await asyncio.sleep(interval)
             for i, t in tasks.items():
-                if t is None:
-                    counts[i]["idle"] += 1
-                    continue
-                now = sample_counters(t)
-                counts[i][classify(last[i], now, t.state == "RUNNING")] += 1
-                last[i] = now
+                if t is not None:
+                    now = sample_counters(t)
+                    kind[i] = classify(last[i], now, t.state == "RUNNING", kind[i])
+                    last[i] = now
+                counts[i][kind[i]] += 1
         subtasks = []
         for i in sorted(tasks):
             ratio = counts[i][BACKPRESSURED] / samples

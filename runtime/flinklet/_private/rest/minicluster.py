@@ -43,7 +43,6 @@ from flinklet.common.config_options import (
 from flinklet.common.configuration import Configuration, validate_configuration
 from flinklet.datastream.stream_execution_environment import (
     ProgramContext,
-    StreamExecutionEnvironment,
     reset_program_context,
     set_program_context,
 )
@@ -78,9 +77,6 @@ class _SessionContext(ProgramContext):
         self.service = service
         self.state = state
         self.holds_argv = False
-
-    def before_execute(self, env: StreamExecutionEnvironment) -> None:
-        return None
 
     def on_job(self, job: LocalJob) -> None:
         job.on_deploy = deploy_task_metrics

@@ -2,7 +2,9 @@
 
 Field names follow Flink's REST API (``start-time``, ``isStoppable``, ``state_size``
 ... spelled as Flink spells them, inconsistencies included), declared as aliases so the
-Python attributes stay snake_case. They make the OpenAPI schema at ``/openapi.json``.
+Python attributes stay snake_case (serialization aliases on responses, validation aliases
+on requests, which keeps mypy's view of the constructors right without a plugin). They
+make the OpenAPI schema at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -38,11 +40,16 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    """A response: Flink's names are serialization aliases (so the OpenAPI schema and
+    the JSON use them) while Python code constructs it with the snake_case names."""
+
+    model_config = ConfigDict(serialize_by_alias=True)
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    """A request body: Flink's names are validation aliases; unknown fields are refused."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, extra="forbid")
 
 
 class ErrorResponse(_Model):
@@ -58,29 +65,29 @@ class HealthStatus(_Model):
 
 class ClusterOverview(_Model):
     taskmanagers: int
-    slots_total: int = Field(alias="slots-total")
-    slots_available: int = Field(alias="slots-available")
-    jobs_running: int = Field(alias="jobs-running")
-    jobs_finished: int = Field(alias="jobs-finished")
-    jobs_cancelled: int = Field(alias="jobs-cancelled")
-    jobs_failed: int = Field(alias="jobs-failed")
-    flink_version: str = Field(alias="flink-version")
-    flink_commit: str = Field(alias="flink-commit")
+    slots_total: int = Field(serialization_alias="slots-total")
+    slots_available: int = Field(serialization_alias="slots-available")
+    jobs_running: int = Field(serialization_alias="jobs-running")
+    jobs_finished: int = Field(serialization_alias="jobs-finished")
+    jobs_cancelled: int = Field(serialization_alias="jobs-cancelled")
+    jobs_failed: int = Field(serialization_alias="jobs-failed")
+    flink_version: str = Field(serialization_alias="flink-version")
+    flink_commit: str = Field(serialization_alias="flink-commit")
 
 
 class DashboardFeatures(_Model):
-    web_submit: bool = Field(alias="web-submit")
-    web_cancel: bool = Field(alias="web-cancel")
-    web_rescale: bool = Field(alias="web-rescale")
-    web_history: bool = Field(alias="web-history")
+    web_submit: bool = Field(serialization_alias="web-submit")
+    web_cancel: bool = Field(serialization_alias="web-cancel")
+    web_rescale: bool = Field(serialization_alias="web-rescale")
+    web_history: bool = Field(serialization_alias="web-history")
 
 
 class DashboardConfiguration(_Model):
-    refresh_interval: int = Field(alias="refresh-interval")
-    timezone_name: str = Field(alias="timezone-name")
-    timezone_offset: int = Field(alias="timezone-offset")
-    flink_version: str = Field(alias="flink-version")
-    flink_revision: str = Field(alias="flink-revision")
+    refresh_interval: int = Field(serialization_alias="refresh-interval")
+    timezone_name: str = Field(serialization_alias="timezone-name")
+    timezone_offset: int = Field(serialization_alias="timezone-offset")
+    flink_version: str = Field(serialization_alias="flink-version")
+    flink_revision: str = Field(serialization_alias="flink-revision")
     features: DashboardFeatures
 
 
@@ -90,22 +97,22 @@ class ConfigEntry(_Model):
 
 
 class HardwareDescription(_Model):
-    cpu_cores: int = Field(alias="cpuCores")
-    physical_memory: int = Field(alias="physicalMemory")
-    free_memory: int = Field(alias="freeMemory")
-    managed_memory: int = Field(alias="managedMemory")
+    cpu_cores: int = Field(serialization_alias="cpuCores")
+    physical_memory: int = Field(serialization_alias="physicalMemory")
+    free_memory: int = Field(serialization_alias="freeMemory")
+    managed_memory: int = Field(serialization_alias="managedMemory")
 
 
 class TaskManagerInfoModel(_Model):
     id: str
     path: str
-    data_port: int = Field(alias="dataPort")
+    data_port: int = Field(serialization_alias="dataPort")
     time_since_last_heartbeat: int = Field(
-        alias="timeSinceLastHeartbeat",
+        serialization_alias="timeSinceLastHeartbeat",
         description="Epoch ms of the latest heartbeat (Flink's name, Flink's meaning)",
     )
-    slots_number: int = Field(alias="slotsNumber")
-    free_slots: int = Field(alias="freeSlots")
+    slots_number: int = Field(serialization_alias="slotsNumber")
+    free_slots: int = Field(serialization_alias="freeSlots")
     hardware: HardwareDescription
     blocked: bool
 
@@ -138,10 +145,10 @@ class JobOverview(_Model):
     jid: str
     name: str
     state: str
-    start_time: int = Field(alias="start-time")
-    end_time: int = Field(alias="end-time")
+    start_time: int = Field(serialization_alias="start-time")
+    end_time: int = Field(serialization_alias="end-time")
     duration: int
-    last_modification: int = Field(alias="last-modification")
+    last_modification: int = Field(serialization_alias="last-modification")
     tasks: dict[str, int] = Field(
         description="'total' and the number of subtasks per execution state, lower case"
     )
@@ -152,20 +159,20 @@ class MultipleJobsDetails(_Model):
 
 
 class IOMetrics(_Model):
-    read_records: int = Field(alias="read-records")
-    read_records_complete: bool = Field(alias="read-records-complete")
-    write_records: int = Field(alias="write-records")
-    write_records_complete: bool = Field(alias="write-records-complete")
+    read_records: int = Field(serialization_alias="read-records")
+    read_records_complete: bool = Field(serialization_alias="read-records-complete")
+    write_records: int = Field(serialization_alias="write-records")
+    write_records_complete: bool = Field(serialization_alias="write-records-complete")
 
 
 class JobVertexDetails(_Model):
     id: str
     name: str
-    max_parallelism: int = Field(alias="maxParallelism")
+    max_parallelism: int = Field(serialization_alias="maxParallelism")
     parallelism: int
     status: str
-    start_time: int = Field(alias="start-time")
-    end_time: int = Field(alias="end-time")
+    start_time: int = Field(serialization_alias="start-time")
+    end_time: int = Field(serialization_alias="end-time")
     duration: int
     tasks: dict[str, int] = Field(description="subtasks per execution state (upper case)")
     metrics: IOMetrics
@@ -174,17 +181,17 @@ class JobVertexDetails(_Model):
 class JobDetailsInfo(_Model):
     jid: str
     name: str
-    is_stoppable: bool = Field(alias="isStoppable")
+    is_stoppable: bool = Field(serialization_alias="isStoppable")
     state: str
-    job_type: str = Field(alias="job-type")
-    start_time: int = Field(alias="start-time")
-    end_time: int = Field(alias="end-time")
+    job_type: str = Field(serialization_alias="job-type")
+    start_time: int = Field(serialization_alias="start-time")
+    end_time: int = Field(serialization_alias="end-time")
     duration: int
-    max_parallelism: int = Field(alias="maxParallelism")
+    max_parallelism: int = Field(serialization_alias="maxParallelism")
     now: int
     timestamps: dict[str, int]
     vertices: list[JobVertexDetails]
-    status_counts: dict[str, int] = Field(alias="status-counts")
+    status_counts: dict[str, int] = Field(serialization_alias="status-counts")
     plan: dict[str, Any]
 
 
@@ -221,7 +228,9 @@ class CheckpointStatisticsSummary(_Model):
 
 
 class CheckpointStatistics(_Model):
-    class_name: Literal["completed", "failed", "in_progress"] = Field(alias="className")
+    class_name: Literal["completed", "failed", "in_progress"] = Field(
+        serialization_alias="className"
+    )
     id: int
     status: Literal["COMPLETED", "FAILED", "IN_PROGRESS"]
     is_savepoint: bool
@@ -284,21 +293,21 @@ class CheckpointConfigInfo(_Model):
 
 
 class SavepointTriggerRequest(_Request):
-    target_directory: str | None = Field(default=None, alias="target-directory")
-    cancel_job: bool = Field(default=False, alias="cancel-job")
-    trigger_id: str | None = Field(default=None, alias="triggerId")
-    format_type: Literal["CANONICAL"] | None = Field(default=None, alias="formatType")
+    target_directory: str | None = Field(default=None, validation_alias="target-directory")
+    cancel_job: bool = Field(default=False, validation_alias="cancel-job")
+    trigger_id: str | None = Field(default=None, validation_alias="triggerId")
+    format_type: Literal["CANONICAL"] | None = Field(default=None, validation_alias="formatType")
 
 
 class StopWithSavepointRequest(_Request):
-    target_directory: str | None = Field(default=None, alias="targetDirectory")
+    target_directory: str | None = Field(default=None, validation_alias="targetDirectory")
     drain: bool = False
-    trigger_id: str | None = Field(default=None, alias="triggerId")
-    format_type: Literal["CANONICAL"] | None = Field(default=None, alias="formatType")
+    trigger_id: str | None = Field(default=None, validation_alias="triggerId")
+    format_type: Literal["CANONICAL"] | None = Field(default=None, validation_alias="formatType")
 
 
 class TriggerResponse(_Model):
-    request_id: str = Field(alias="request-id")
+    request_id: str = Field(serialization_alias="request-id")
 
 
 class QueueStatus(_Model):
@@ -306,13 +315,15 @@ class QueueStatus(_Model):
 
 
 class SerializedThrowable(_Model):
-    class_name: str = Field(alias="class")
-    stack_trace: str = Field(alias="stack-trace")
+    class_name: str = Field(serialization_alias="class")
+    stack_trace: str = Field(serialization_alias="stack-trace")
 
 
 class SavepointInfo(_Model):
     location: str | None = None
-    failure_cause: SerializedThrowable | None = Field(default=None, alias="failure-cause")
+    failure_cause: SerializedThrowable | None = Field(
+        default=None, serialization_alias="failure-cause"
+    )
 
 
 class AsynchronousOperationResult(_Model):
@@ -328,18 +339,20 @@ class ExecutionExceptionInfo(_Model):
     task: str
     location: str | None
     timestamp: int
-    task_manager_id: str | None = Field(alias="taskManagerId")
+    task_manager_id: str | None = Field(serialization_alias="taskManagerId")
 
 
 class RootExceptionInfo(_Model):
-    exception_name: str | None = Field(alias="exceptionName")
+    exception_name: str | None = Field(serialization_alias="exceptionName")
     stacktrace: str
     timestamp: int
-    task_name: str | None = Field(alias="taskName")
+    task_name: str | None = Field(serialization_alias="taskName")
     endpoint: str | None
-    task_manager_id: str | None = Field(alias="taskManagerId")
-    failure_labels: dict[str, str] = Field(alias="failureLabels")
-    concurrent_exceptions: list[RootExceptionInfo] = Field(alias="concurrentExceptions")
+    task_manager_id: str | None = Field(serialization_alias="taskManagerId")
+    failure_labels: dict[str, str] = Field(serialization_alias="failureLabels")
+    concurrent_exceptions: list[RootExceptionInfo] = Field(
+        serialization_alias="concurrentExceptions"
+    )
 
 
 class JobExceptionHistory(_Model):
@@ -348,11 +361,11 @@ class JobExceptionHistory(_Model):
 
 
 class JobExceptions(_Model):
-    root_exception: str | None = Field(alias="root-exception")
+    root_exception: str | None = Field(serialization_alias="root-exception")
     timestamp: int | None
-    all_exceptions: list[ExecutionExceptionInfo] = Field(alias="all-exceptions")
+    all_exceptions: list[ExecutionExceptionInfo] = Field(serialization_alias="all-exceptions")
     truncated: bool
-    exception_history: JobExceptionHistory = Field(alias="exceptionHistory")
+    exception_history: JobExceptionHistory = Field(serialization_alias="exceptionHistory")
 
 
 class MetricValue(_Model):
@@ -362,17 +375,21 @@ class MetricValue(_Model):
 
 class SubtaskBackPressure(_Model):
     subtask: int
-    attempt_number: int = Field(alias="attempt-number")
-    backpressure_level: Literal["ok", "low", "high"] = Field(alias="backpressureLevel")
+    attempt_number: int = Field(serialization_alias="attempt-number")
+    backpressure_level: Literal["ok", "low", "high"] = Field(
+        serialization_alias="backpressureLevel"
+    )
     ratio: float
-    busy_ratio: float = Field(alias="busyRatio")
-    idle_ratio: float = Field(alias="idleRatio")
+    busy_ratio: float = Field(serialization_alias="busyRatio")
+    idle_ratio: float = Field(serialization_alias="idleRatio")
 
 
 class VertexBackPressure(_Model):
     status: Literal["ok", "deprecated"]
-    backpressure_level: Literal["ok", "low", "high"] = Field(alias="backpressureLevel")
-    end_timestamp: int = Field(alias="end-timestamp")
+    backpressure_level: Literal["ok", "low", "high"] = Field(
+        serialization_alias="backpressureLevel"
+    )
+    end_timestamp: int = Field(serialization_alias="end-timestamp")
     subtasks: list[SubtaskBackPressure]
 
 
@@ -388,12 +405,12 @@ class JobSubmitRequest(_Request):
     entrypoint: str = Field(
         min_length=1, description="a .py file or package.module:function on the JobManager"
     )
-    program_args_list: list[str] = Field(default_factory=list, alias="programArgsList")
+    program_args_list: list[str] = Field(default_factory=list, validation_alias="programArgsList")
     parallelism: int | None = Field(default=None, ge=1)
-    savepoint_path: str | None = Field(default=None, alias="savepointPath")
-    allow_non_restored_state: bool = Field(default=False, alias="allowNonRestoredState")
+    savepoint_path: str | None = Field(default=None, validation_alias="savepointPath")
+    allow_non_restored_state: bool = Field(default=False, validation_alias="allowNonRestoredState")
     flink_configuration: dict[str, str] = Field(
-        default_factory=dict, alias="flinkConfiguration"
+        default_factory=dict, validation_alias="flinkConfiguration"
     )
 
 

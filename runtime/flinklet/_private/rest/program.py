@@ -33,9 +33,7 @@ def is_file_entrypoint(entrypoint: str) -> bool:
 def check_entrypoint(entrypoint: str) -> None:
     """Fail early (ClusterError) if ``entrypoint`` is empty or a missing file."""
     if not entrypoint.strip():
-        raise ClusterError(
-            "no entrypoint given; pass a job file (.py) or package.module:function"
-        )
+        raise ClusterError("no entrypoint given; pass a job file (.py) or package.module:function")
     if is_file_entrypoint(entrypoint) and not os.path.isfile(entrypoint):
         raise ClusterError(
             f"job file '{entrypoint}' does not exist (paths are resolved on the machine "

@@ -73,7 +73,7 @@ def last_modification(job: JobLike) -> int:
     return max(stamps)
 
 
-# -- tasks and vertices ---------------------------------------------------------------------
+# -- tasks and vertices --------------------------------------------------------------------
 
 
 def _effective_task_state(task_state: str, job_status: JobStatus) -> str:
@@ -146,7 +146,7 @@ def _count(states: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-# -- jobs ---------------------------------------------------------------------------------------
+# -- jobs ----------------------------------------------------------------------------------
 
 
 def job_overview(job: JobLike, now: int | None = None) -> m.JobOverview:
@@ -264,7 +264,7 @@ def status_timestamps(job: JobLike) -> dict[str, int]:
     return stamps
 
 
-# -- checkpoints -------------------------------------------------------------------------------------
+# -- checkpoints ---------------------------------------------------------------------------
 
 
 def _percentile(ordered: Sequence[int], q: float) -> float:
@@ -422,7 +422,7 @@ def checkpoint_config(job: JobLike) -> m.CheckpointConfigInfo:
     )
 
 
-# -- exceptions ------------------------------------------------------------------------------
+# -- exceptions ----------------------------------------------------------------------------
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -485,7 +485,7 @@ def _qualified_name(exc: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-# -- metrics --------------------------------------------------------------------------------------
+# -- metrics -------------------------------------------------------------------------------
 
 
 def _latest_completed(job: JobLike) -> Mapping[str, Any] | None:
@@ -576,7 +576,7 @@ def prometheus_exposition(service: ClusterService) -> str:
     return exposition.render()
 
 
-# -- cluster ----------------------------------------------------------------------------------------
+# -- cluster -------------------------------------------------------------------------------
 
 
 def cluster_overview(service: ClusterService) -> m.ClusterOverview:
@@ -624,5 +624,5 @@ def taskmanager_info(tm: TaskManagerInfo) -> m.TaskManagerInfoModel:
 
 def taskmanager_details(tm: TaskManagerInfo) -> m.TaskManagerDetails:
     return m.TaskManagerDetails(
-        **taskmanager_info(tm).model_dump(), metrics=dict(tm.metrics)
+        **taskmanager_info(tm).model_dump(by_alias=False), metrics=dict(tm.metrics)
     )

@@ -541,6 +541,7 @@ class RocksDBKeyedStateBackend:
             raise storage_error(exc, base, "create its working directory") from exc
         self._holder: list[Any] = []
         self._finalizer = weakref.finalize(self, _close_and_remove, self._holder, self.directory)
+        self._write_batch: Callable[..., Any] = _rocksdict().WriteBatch
         self.db: Any = _open_db(self.directory / "db")
         self._holder.append(self.db)
         # The part of every layout key that depends on the key (key group, length, bytes):
@@ -618,7 +619,7 @@ class RocksDBKeyedStateBackend:
 
     def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes]) -> None:
         """Apply deletes, then puts, atomically (one write batch)."""
-        batch = _rocksdict().WriteBatch(raw_mode=True)
+        batch = self._write_batch(raw_mode=True)
         for db_key in deletes:
             batch.delete(db_key)
         for db_key, raw in puts:
@@ -812,7 +813,13 @@ class RocksDBKeyedStateBackend:
         iterator over the key-group range). Expired TTL entries are dropped from the
         database here for states with background cleanup, and left out of the snapshot
         for states with ``cleanup_full_snapshot``."""
-        self._check_no_foreign_keys()
+        self._check_open()
+        try:
+            self._check_no_foreign_keys()
+        except StateError:
+            raise
+        except Exception as exc:
+            raise self.storage_error(exc, "read state for a snapshot") from exc
         kinds = {name.encode("utf-8"): meta.kind for name, meta in self._meta.items()}
         policies: dict[bytes, TtlPolicy] = {}
         for name, state in self._states.items():
@@ -843,6 +850,13 @@ class RocksDBKeyedStateBackend:
             states=dict(self._meta),
             extra=dict(extra or {}),
         )
+
+    def _check_open(self) -> None:
+        if self.db is None:
+            raise StateError(
+                "this RocksDB state backend was disposed (its database is closed and its "
+                "directory deleted); create a new backend"
+            )
 
     def _check_no_foreign_keys(self) -> None:
         start, end = key_group_range_bounds(self.key_group_range)
@@ -878,6 +892,7 @@ class RocksDBKeyedStateBackend:
     def restore(self, snapshots: Sequence[KeyedStateSnapshot]) -> None:
         """Load the entries of this subtask's key groups from snapshots of any parallelism
         (written by either backend)."""
+        self._check_open()
         for snapshot in snapshots:
             check_restore_max_parallelism(snapshot.max_parallelism, self.max_parallelism)
         incoming: dict[str, StateMetaInfo] = {}

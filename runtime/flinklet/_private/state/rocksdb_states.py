@@ -72,20 +72,64 @@ _INT_PREFIX: Final = bytes([FORMAT_VERSION, ord("i")])
 _STR_HEADERS: Final = [bytes([FORMAT_VERSION, ord("s"), n]) for n in range(128)]
 _INT_TAG: Final = ord("i")
 _STR_TAG: Final = ord("s")
+_TUPLE_TAG: Final = ord("t")
+_TUPLE_PREFIX: Final = bytes([FORMAT_VERSION, _TUPLE_TAG])
+_INT64_MIN: Final = -0x8000000000000000
+_INT64_MAX: Final = 0x7FFFFFFFFFFFFFFF
 
 
 def encode_value(value: Any) -> bytes:
-    """``serialize(value)``, byte for byte, with ints and short strings (the usual counters
-    and labels) encoded without the general type dispatch."""
+    """``serialize(value)``, byte for byte, with ints, short strings and flat tuples of them
+    (the usual counters, labels and ``(key, count)`` pairs) encoded without the general
+    type dispatch."""
     t = type(value)
     if t is int:
-        if -0x8000000000000000 <= value <= 0x7FFFFFFFFFFFFFFF:
+        if _INT64_MIN <= value <= _INT64_MAX:
             return _INT_PREFIX + _INT64.pack(value)
-    elif t is str and len(value) < 128:
+    elif t is str:
         data: bytes = value.encode("utf-8", "surrogatepass")
         if len(data) < 128:
             return _STR_HEADERS[len(data)] + data
+    elif t is tuple and len(value) < 128:
+        out = bytearray(_TUPLE_PREFIX)
+        out.append(len(value))
+        for item in value:
+            item_type = type(item)
+            if item_type is int and _INT64_MIN <= item <= _INT64_MAX:
+                out.append(_INT_TAG)
+                out += _INT64.pack(item)
+            elif item_type is str:
+                data = item.encode("utf-8", "surrogatepass")
+                if len(data) >= 128:
+                    return serialize(value)
+                out.append(_STR_TAG)
+                out.append(len(data))
+                out += data
+            else:
+                return serialize(value)
+        return bytes(out)
     return serialize(value)
+
+
+def _decode_flat_tuple(raw: bytes) -> tuple[Any, ...] | None:
+    """The flat tuple ``encode_value`` wrote, or ``None`` for any other shape."""
+    pos, end = 3, len(raw)
+    items: list[Any] = []
+    try:
+        for _ in range(raw[2]):
+            tag = raw[pos]
+            if tag == _INT_TAG and pos + 9 <= end:
+                items.append(_INT64.unpack_from(raw, pos + 1)[0])
+                pos += 9
+            elif tag == _STR_TAG and raw[pos + 1] < 128 and pos + 2 + raw[pos + 1] <= end:
+                size = raw[pos + 1]
+                items.append(raw[pos + 2 : pos + 2 + size].decode("utf-8", "surrogatepass"))
+                pos += 2 + size
+            else:
+                return None
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return tuple(items) if pos == end else None
 
 
 def decode_value(raw: bytes) -> Any:
@@ -96,6 +140,10 @@ def decode_value(raw: bytes) -> Any:
             return _INT64.unpack_from(raw, 2)[0]
         if tag == _STR_TAG and len(raw) == raw[2] + 3:
             return raw[3:].decode("utf-8", "surrogatepass")
+        if tag == _TUPLE_TAG and len(raw) > 2 and raw[2] < 128:
+            items = _decode_flat_tuple(raw)
+            if items is not None:
+                return items
     return deserialize(raw)
 
 
@@ -519,7 +567,11 @@ class _Ttl(RocksDBState):
         self._policy = TtlPolicy(
             config.ttl_milliseconds,
             leave_out_expired=strategies.in_full_snapshot(),
-            delete_expired=strategies.is_cleanup_in_background(),
+            # RocksDB has no per-access sweep: any background cleanup (incremental, the
+            # compaction filter, or the default) deletes expired entries at snapshots
+            delete_expired=strategies.is_cleanup_in_background()
+            or strategies.get_incremental_cleanup_strategy() is not None
+            or strategies.get_rocksdb_compact_filter_cleanup_strategy() is not None,
         )
 
     def ttl_policy(self) -> TtlPolicy | None:

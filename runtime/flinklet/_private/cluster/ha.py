@@ -1,0 +1,725 @@
+"""JobManager high availability on Kubernetes (``high-availability.type: kubernetes``).
+
+Every JobManager replica campaigns for the Lease ``<cluster-id>-jobmanager-leader``
+(:class:`flinklet.kubernetes.LeaderElector`); the others are standbys whose ``/readyz``
+answers 503. The leader keeps what a successor needs in the ConfigMap
+``<cluster-id>-cluster-config-map``::
+
+    metadata.annotations  flinklet.io/leader-epoch: "3"   the term of its last writer
+    data.leader           {"identity", "epoch", "rpcAddress", "restAddress"}
+    data.job-<job id>     {"jobId", "jobName", "entrypoint", "args", "parallelism",
+                           "initialSavepoint", "allowNonRestoredState", "status",
+                           "checkpoint": {"id", "pointer"}}   latest completed checkpoint
+
+Fencing. A deposed leader (one that was paused while another took over) must never
+complete a checkpoint or overwrite this ConfigMap. Every ``_metadata`` commit first calls
+:meth:`LeaderElector.check_fence` (the Lease must still name this identity in this
+term); every ConfigMap write checks the fence too, and is then made conditional: it
+refuses when the ConfigMap already carries a newer term, and it is a compare-and-swap on
+the ``resourceVersion`` it read, so a successor's write in between makes it fail. A
+completed checkpoint is recorded here before older ones are pruned and before any task
+hears that it completed (so two-phase-commit sinks never commit output the record does
+not cover).
+
+Failover. When a standby becomes the leader it publishes its RPC and REST addresses (the
+ports actually bound, so replicas on one machine may use port 0), then resumes every job
+the ConfigMap records as not terminal: it runs the job's program again (the application's
+entrypoint, or a session submission's) and its ``env.execute()`` gets the recorded job id
+and restores from the recorded checkpoint, as ``execution.state-recovery.path`` would.
+TaskManagers find the leader in the same ConfigMap and follow it when it changes. A
+JobManager that loses leadership suspends its jobs (keeping their checkpoints) and, as a
+process, exits so that Kubernetes restarts it as a standby.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flinklet._private.checkpoint.coordinator import CompletedCheckpoint
+from flinklet.common.config_options import HighAvailabilityOptions as H
+from flinklet.common.config_options import KubernetesConfigOptions
+from flinklet.common.configuration import Configuration
+from flinklet.common.job_status import JobStatus
+from flinklet.errors import CheckpointError, ClusterError, ConfigurationError, StorageError
+from flinklet.kubernetes import (
+    ApiUnavailableError,
+    ConflictError,
+    FencedError,
+    KubeConfig,
+    KubernetesApi,
+    KubernetesClient,
+    KubernetesError,
+    LeaderElector,
+    LeaseTimings,
+    NotFoundError,
+)
+
+if TYPE_CHECKING:
+    from flinklet._private.cluster.service import ClusterHandle
+
+__all__ = [
+    "HaSettings",
+    "JobRecord",
+    "JobRecovery",
+    "KubernetesHighAvailability",
+    "LeaderInfo",
+    "LeaderRetriever",
+    "MetadataStore",
+]
+
+log = logging.getLogger(__name__)
+
+EPOCH_ANNOTATION = "flinklet.io/leader-epoch"
+LEADER_ANNOTATION = "flinklet.io/leader"
+_FLINK_FACTORY = "org.apache.flink.kubernetes.highavailability.kuberneteshaservicesfactory"
+_CLUSTER_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_TERMINAL = {s.value for s in JobStatus if s.is_globally_terminal_state()}
+
+
+@dataclass(frozen=True)
+class HaSettings:
+    """HA configuration, validated: the cluster id (a DNS label: it names Kubernetes
+    objects), the namespace and the Lease timings."""
+
+    cluster_id: str
+    namespace: str = "default"
+    timings: LeaseTimings = field(default_factory=LeaseTimings)
+
+    def __post_init__(self) -> None:
+        if len(self.cluster_id) > 40 or not _CLUSTER_ID.match(self.cluster_id):
+            raise ConfigurationError(
+                f"high-availability.cluster-id '{self.cluster_id}' must be a lowercase DNS label "
+                f"of at most 40 characters (letters, digits, '-'): it names the Lease and the "
+                f"ConfigMap"
+            )
+
+    @property
+    def lease_name(self) -> str:
+        return f"{self.cluster_id}-jobmanager-leader"
+
+    @property
+    def config_map_name(self) -> str:
+        return f"{self.cluster_id}-cluster-config-map"
+
+    @classmethod
+    def from_configuration(cls, conf: Configuration) -> HaSettings | None:
+        """None unless ``high-availability.type`` is ``kubernetes``."""
+        mode = str(conf.get(H.HA_MODE)).strip().lower()
+        if mode in ("", "none"):
+            return None
+        if mode not in ("kubernetes", _FLINK_FACTORY):
+            raise ConfigurationError(
+                f"high-availability.type '{mode}' is not supported: use NONE or KUBERNETES"
+            )
+        # Flink's default "/default" names the cluster "default": give each cluster its own
+        cluster_id = str(conf.get(H.HA_CLUSTER_ID)).strip("/")
+        timings = LeaseTimings(
+            conf.get(H.KUBERNETES_LEASE_DURATION) / 1000.0,
+            conf.get(H.KUBERNETES_RENEW_DEADLINE) / 1000.0,
+            conf.get(H.KUBERNETES_RETRY_PERIOD) / 1000.0,
+        )
+        namespace = str(conf.get(KubernetesConfigOptions.NAMESPACE))
+        return cls(cluster_id, namespace, timings)
+
+    def client(self) -> KubernetesClient:
+        """A client whose requests end well within the renew deadline."""
+        timeout = max(1.0, min(5.0, self.timings.renew_deadline_s / 2))
+        return KubernetesClient(KubeConfig.load(), timeout=timeout)
+
+
+# --------------------------------------------------------------------------- the records
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """Where the leading JobManager serves, and in which term."""
+
+    identity: str
+    epoch: int
+    rpc_address: str  # host:port
+    rest_address: str  # http://host:port
+
+    @property
+    def rpc(self) -> tuple[str, int]:
+        host, _, port = self.rpc_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "identity": self.identity,
+                "epoch": self.epoch,
+                "rpcAddress": self.rpc_address,
+                "restAddress": self.rest_address,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> LeaderInfo:
+        d = json.loads(raw)
+        return cls(str(d["identity"]), int(d["epoch"]), str(d["rpcAddress"]), str(d["restAddress"]))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What a new leader needs to resume one job."""
+
+    job_id: str
+    job_name: str
+    entrypoint: str
+    args: tuple[str, ...] = ()
+    parallelism: int | None = None
+    initial_savepoint: str | None = None
+    allow_non_restored_state: bool = False
+    status: str = JobStatus.RUNNING.value
+    checkpoint_id: int | None = None
+    checkpoint_pointer: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in _TERMINAL
+
+    def to_json(self) -> str:
+        checkpoint = None
+        if self.checkpoint_pointer is not None:
+            checkpoint = {"id": self.checkpoint_id, "pointer": self.checkpoint_pointer}
+        return json.dumps(
+            {
+                "jobId": self.job_id,
+                "jobName": self.job_name,
+                "entrypoint": self.entrypoint,
+                "args": list(self.args),
+                "parallelism": self.parallelism,
+                "initialSavepoint": self.initial_savepoint,
+                "allowNonRestoredState": self.allow_non_restored_state,
+                "status": self.status,
+                "checkpoint": checkpoint,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> JobRecord:
+        d = json.loads(raw)
+        checkpoint = d.get("checkpoint") or {}
+        return cls(
+            job_id=str(d["jobId"]),
+            job_name=str(d.get("jobName", "")),
+            entrypoint=str(d.get("entrypoint", "")),
+            args=tuple(str(a) for a in d.get("args") or ()),
+            parallelism=d.get("parallelism"),
+            initial_savepoint=d.get("initialSavepoint"),
+            allow_non_restored_state=bool(d.get("allowNonRestoredState", False)),
+            status=str(d.get("status", JobStatus.RUNNING.value)),
+            checkpoint_id=checkpoint.get("id"),
+            checkpoint_pointer=checkpoint.get("pointer"),
+        )
+
+
+def _job_key(job_id: str) -> str:
+    return f"job-{job_id}"
+
+
+@dataclass(frozen=True)
+class HaMetadata:
+    """The ConfigMap, read: the leader, the jobs, and the term of its last writer."""
+
+    leader: LeaderInfo | None = None
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+    epoch: int | None = None
+
+
+class MetadataStore:
+    """Reads the HA ConfigMap; writes it only through fenced compare-and-swap."""
+
+    def __init__(self, client: KubernetesApi, namespace: str, name: str, cluster_id: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.name = name
+        self.cluster_id = cluster_id
+        self._lock = threading.Lock()
+
+    def read(self) -> HaMetadata:
+        try:
+            cm = self.client.get_config_map(self.namespace, self.name)
+        except NotFoundError:
+            return HaMetadata()
+        return _parse(cm)
+
+    def update(
+        self, elector: LeaderElector, epoch: int, change: Callable[[dict[str, str]], None]
+    ) -> None:
+        """Apply ``change`` to the ConfigMap's data as the leader of term ``epoch``.
+        Raises :class:`FencedError` if this process no longer leads in that term (or a
+        newer term wrote the ConfigMap), :class:`KubernetesError` if the API failed.
+        ``change`` must be idempotent: a write whose answer was lost is made again."""
+        with self._lock:
+            for attempt in range(8):
+                try:
+                    self._update_once(elector, epoch, change)
+                    return
+                except ConflictError:
+                    continue  # written meanwhile: read it again (and check the fence again)
+                except ApiUnavailableError:
+                    if attempt >= 3:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+            raise ClusterError(
+                f"the HA ConfigMap {self.namespace}/{self.name} kept changing under 8 attempts "
+                f"to update it"
+            )
+
+    def _update_once(
+        self, elector: LeaderElector, epoch: int, change: Callable[[dict[str, str]], None]
+    ) -> None:
+        elector.check_fence(epoch)
+        cm: dict[str, Any] | None
+        try:
+            cm = self.client.get_config_map(self.namespace, self.name)
+        except NotFoundError:
+            cm = None
+        meta = dict((cm or {}).get("metadata") or {})
+        annotations = dict(meta.get("annotations") or {})
+        written = int(annotations.get(EPOCH_ANNOTATION, "-1"))
+        if written > epoch:
+            raise FencedError(
+                f"the HA ConfigMap {self.namespace}/{self.name} was written in term "
+                f"{written}, after this leader's term {epoch}: a newer leader exists",
+                written,
+                annotations.get(LEADER_ANNOTATION),
+            )
+        data = dict((cm or {}).get("data") or {})
+        change(data)
+        annotations[EPOCH_ANNOTATION] = str(epoch)
+        annotations[LEADER_ANNOTATION] = elector.identity
+        meta.update(
+            name=self.name,
+            namespace=self.namespace,
+            annotations=annotations,
+            labels={
+                **(meta.get("labels") or {}),
+                "app.kubernetes.io/name": "flinklet",
+                "flinklet.io/cluster-id": self.cluster_id,
+                "flinklet.io/config-map-type": "high-availability",
+            },
+        )
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+        if cm is None:
+            self.client.create_config_map(self.namespace, body)
+        else:  # carries the resourceVersion read above: a compare-and-swap
+            self.client.replace_config_map(self.namespace, self.name, body)
+
+
+def _parse(cm: dict[str, Any]) -> HaMetadata:
+    data = cm.get("data") or {}
+    annotations = (cm.get("metadata") or {}).get("annotations") or {}
+    leader = None
+    if data.get("leader"):
+        try:
+            leader = LeaderInfo.from_json(data["leader"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed leader entry in the HA ConfigMap: %s", exc)
+    jobs: dict[str, JobRecord] = {}
+    for key, raw in data.items():
+        if key.startswith("job-"):
+            try:
+                record = JobRecord.from_json(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring malformed HA job record %s: %s", key, exc)
+                continue
+            jobs[record.job_id] = record
+    epoch = annotations.get(EPOCH_ANNOTATION)
+    return HaMetadata(leader, jobs, int(epoch) if epoch is not None else None)
+
+
+class LeaderRetriever:
+    """How TaskManagers find the leading JobManager: the ``leader`` entry of the HA
+    ConfigMap (read only)."""
+
+    def __init__(self, settings: HaSettings, client: KubernetesApi | None = None) -> None:
+        self.settings = settings
+        self.client = client or settings.client()
+        self.store = MetadataStore(
+            self.client, settings.namespace, settings.config_map_name, settings.cluster_id
+        )
+
+    def current(self) -> LeaderInfo | None:
+        """The recorded leader; None if none is recorded or the API is unreachable."""
+        try:
+            return self.store.read().leader
+        except KubernetesError as exc:
+            log.warning("cannot read the JobManager leader: %s", exc)
+            return None
+
+    def wait(self, stop: threading.Event, poll_s: float | None = None) -> LeaderInfo | None:
+        """Poll until a leader is recorded (None if ``stop`` is set first)."""
+        poll = poll_s or self.settings.timings.retry_period_s
+        while not stop.is_set():
+            leader = self.current()
+            if leader is not None:
+                return leader
+            stop.wait(poll)
+        return None
+
+
+# ---------------------------------------------------------------------- the JobManager side
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    """How a job's program was started (so that a new leader can start it again)."""
+
+    entrypoint: str
+    args: tuple[str, ...]
+    parallelism: int | None = None
+    savepoint_path: str | None = None
+    allow_non_restored_state: bool = False
+
+
+@dataclass(frozen=True)
+class JobRecovery:
+    """What ``env.execute()`` of a resumed program gets: the job's id and the checkpoint
+    to restore (None: none completed yet; the program's own restore settings apply)."""
+
+    job_id: str
+    pointer: str | None = None
+
+    def load_checkpoint(self, storage_options: dict[str, str]) -> CompletedCheckpoint | None:
+        """The recorded checkpoint as the coordinator keeps completed ones (so that it is
+        restored on every restart and pruned once a newer one completed)."""
+        if self.pointer is None:
+            return None
+        from flinklet._private.checkpoint.layout import METADATA, parse_checkpoint_pointer
+        from flinklet._private.checkpoint.metadata import CheckpointMetadata
+        from flinklet._private.checkpoint.storage import storage_for
+
+        try:
+            uri, key = parse_checkpoint_pointer(self.pointer)
+            root = storage_for(uri, storage_options)
+            storage = root.child(key) if key else root
+            metadata = CheckpointMetadata.from_bytes(storage.read(METADATA), self.pointer)
+        except (CheckpointError, StorageError, OSError) as exc:
+            raise CheckpointError(
+                f"the HA ConfigMap names checkpoint {self.pointer} for job {self.job_id}, which "
+                f"cannot be read ({exc}); restore the job by hand from a savepoint or retained "
+                f"checkpoint"
+            ) from exc
+        return CompletedCheckpoint(
+            metadata.checkpoint_id,
+            metadata.timestamp,
+            metadata.timestamp,
+            metadata.is_savepoint,
+            self.pointer,
+            storage,
+            metadata,
+            0,
+        )
+
+
+def default_identity() -> str:
+    """Pod name (or host name) plus a random suffix: unique per process, so that a
+    restarted JobManager in the same pod is a new candidate."""
+    host = os.environ.get("HOSTNAME") or socket.gethostname() or "jobmanager"
+    return f"{host}-{uuid.uuid4().hex[:8]}"
+
+
+def advertised_host(bind_host: str) -> str:
+    """The host TaskManagers and clients reach this JobManager at: ``POD_IP`` when set
+    (Kubernetes), else the bind address unless it is a wildcard, else 127.0.0.1."""
+    pod_ip = os.environ.get("POD_IP")
+    if pod_ip:
+        return pod_ip
+    if bind_host and bind_host not in ("0.0.0.0", "::", ""):
+        return bind_host
+    return "127.0.0.1"
+
+
+class KubernetesHighAvailability:
+    """The JobManager's HA services: leader election, the fenced metadata store, the
+    checkpoint hooks (``jobmanager.HighAvailability``) and job recovery."""
+
+    def __init__(
+        self,
+        settings: HaSettings,
+        client: KubernetesApi | None = None,
+        identity: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client or settings.client()
+        self.identity = identity or default_identity()
+        self.store = MetadataStore(
+            self.client, settings.namespace, settings.config_map_name, settings.cluster_id
+        )
+        t = settings.timings
+        self.elector = LeaderElector(
+            self.client,
+            settings.namespace,
+            settings.lease_name,
+            self.identity,
+            t.lease_duration_s,
+            t.renew_deadline_s,
+            t.retry_period_s,
+            on_started_leading=self._granted,
+            on_stopped_leading=self._revoked,
+        )
+        #: called (on the elector's callback thread) after leadership was lost and the
+        #: jobs were suspended; the ``flinklet jobmanager`` process exits there
+        self.on_leadership_lost: Callable[[], None] = lambda: None
+        self._handle: ClusterHandle | None = None
+        self._application: tuple[str, list[str]] | None = None
+        self._term_started = threading.Condition()
+        self._term: int | None = None
+        self._job_epochs: dict[str, int] = {}
+        self._recoveries: dict[int, list[JobRecovery]] = {}
+        self._programs: dict[int, ProgramInfo] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, handle: ClusterHandle) -> None:
+        self._handle = handle
+        handle.jm.leader = False
+        handle.jm.ha = self
+        handle.service.ha = self
+        log.info(
+            "JobManager %s is a standby for Lease %s/%s (HA ConfigMap %s)",
+            self.identity,
+            self.settings.namespace,
+            self.settings.lease_name,
+            self.settings.config_map_name,
+        )
+        self.elector.start()
+
+    def stop(self) -> None:
+        """Step down (jobs suspended, Lease released so a standby takes over at once)."""
+        self.on_leadership_lost = lambda: None
+        self.elector.stop(release=True)
+
+    @property
+    def epoch(self) -> int | None:
+        return self.elector.epoch
+
+    # -- terms -----------------------------------------------------------------------------
+
+    def _granted(self, epoch: int) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        jm = handle.jm
+        host = advertised_host(jm.rpc_host)
+        rest_host = advertised_host(handle.rest_host)
+        leader = LeaderInfo(
+            self.identity, epoch, f"{host}:{jm.rpc_port}", f"http://{rest_host}:{handle.rest_port}"
+        )
+        try:
+            self.store.update(self.elector, epoch, lambda d: d.update(leader=leader.to_json()))
+            meta = self.store.read()
+        except ClusterError as exc:  # FencedError, KubernetesError
+            log.error("JobManager %s could not take over in term %d: %s", self.identity, epoch, exc)
+            return
+        log.info(
+            "JobManager %s leads in term %d: RPC %s, REST %s",
+            self.identity,
+            epoch,
+            leader.rpc_address,
+            leader.rest_address,
+        )
+        jm.leader = True
+        with self._term_started:
+            self._term = epoch
+            self._term_started.notify_all()
+        if self._application is not None:
+            return  # the application's thread resumes (or starts) its job
+        for record in meta.jobs.values():
+            if not record.terminal:
+                threading.Thread(
+                    target=self._resume_session_job,
+                    args=(record, epoch),
+                    name=f"flinklet-recover-{record.job_id[:8]}",
+                    daemon=True,
+                ).start()
+
+    def _revoked(self) -> None:
+        handle = self._handle
+        with self._term_started:
+            self._term = None
+        if handle is not None:
+            handle.jm.leader = False
+            handle.jm.suspend_jobs("this JobManager lost leadership")
+        log.warning("JobManager %s lost leadership; its jobs are suspended", self.identity)
+        self.on_leadership_lost()
+
+    # -- programs ------------------------------------------------------------------------
+
+    def run_application(self, entrypoint: str, args: list[str]) -> None:
+        """Application mode: wait for leadership, then run the application's program, or
+        resume its recorded job (or do nothing if that job already ended for good)."""
+        handle = self._handle
+        if handle is None:
+            raise ClusterError("HA is not started")
+        self._application = (entrypoint, list(args))
+        with self._term_started:
+            while self._term is None:
+                self._term_started.wait()
+            epoch = self._term
+        records = [r for r in self.store.read().jobs.values()]
+        recovery: list[JobRecovery] = []
+        if records:
+            record = records[0]
+            if len(records) > 1:
+                log.warning(
+                    "the HA ConfigMap records %d jobs for this application; resuming %s only "
+                    "(applications with HA run one job)",
+                    len(records),
+                    record.job_id,
+                )
+            if record.terminal:
+                log.info(
+                    "the application's job %s already ended (%s); not running it again",
+                    record.job_id,
+                    record.status,
+                )
+                return
+            recovery = [self._recovery(record)]
+            log.info(
+                "term %d: resuming job %s from %s",
+                epoch,
+                record.job_id,
+                record.checkpoint_pointer or "its start (no checkpoint completed)",
+            )
+        self._run(entrypoint, list(args), None, recovery)
+
+    def _resume_session_job(self, record: JobRecord, epoch: int) -> None:
+        from flinklet._private.rest.service import JobSubmission
+
+        log.info(
+            "term %d: resuming session job %s (%s) from %s",
+            epoch,
+            record.job_id,
+            record.entrypoint,
+            record.checkpoint_pointer or "its start",
+        )
+        submission = JobSubmission(
+            record.entrypoint,
+            record.args,
+            record.parallelism,
+            record.initial_savepoint,
+            record.allow_non_restored_state,
+        )
+        try:
+            self._run(record.entrypoint, list(record.args), submission, [self._recovery(record)])
+        except BaseException as exc:
+            log.error("resuming job %s failed: %s", record.job_id, exc)
+
+    def _recovery(self, record: JobRecord) -> JobRecovery:
+        return JobRecovery(record.job_id, record.checkpoint_pointer)
+
+    def _run(
+        self, entrypoint: str, args: list[str], submission: Any, recovery: list[JobRecovery]
+    ) -> None:
+        handle = self._handle
+        if handle is None:
+            raise ClusterError("HA is not started")
+        with self._lock:
+            self._recoveries[threading.get_ident()] = recovery
+        try:
+            handle.service.run_program(entrypoint, args, submission)
+        finally:
+            with self._lock:
+                self._recoveries.pop(threading.get_ident(), None)
+
+    # -- what the JobManager service calls (on the program's thread) -------------------
+
+    def take_recovery(self) -> JobRecovery | None:
+        """The next job of the calling program thread to resume, if any."""
+        with self._lock:
+            pending = self._recoveries.get(threading.get_ident())
+            return pending.pop(0) if pending else None
+
+    def job_submitted(self, job_id: str, job_name: str, program: ProgramInfo) -> None:
+        """Record a job before it starts; raises ClusterError when not the leader."""
+        epoch = self.elector.epoch
+        if epoch is None:
+            raise ClusterError(
+                f"JobManager {self.identity} is a standby; submit to the leader (the one whose "
+                f"/readyz is ok)"
+            )
+
+        def change(data: dict[str, str]) -> None:
+            key = _job_key(job_id)
+            old = JobRecord.from_json(data[key]) if key in data else None
+            data[key] = JobRecord(
+                job_id,
+                job_name,
+                program.entrypoint,
+                program.args,
+                program.parallelism,
+                program.savepoint_path,
+                program.allow_non_restored_state,
+                JobStatus.RUNNING.value,
+                old.checkpoint_id if old else None,
+                old.checkpoint_pointer if old else None,
+            ).to_json()
+
+        self.store.update(self.elector, epoch, change)
+        with self._lock:
+            self._job_epochs[job_id] = epoch
+
+    # -- jobmanager.HighAvailability -----------------------------------------------------
+
+    def fencing_epoch(self) -> int | None:
+        return self.elector.epoch
+
+    def _epoch_of(self, job_id: str) -> int:
+        with self._lock:
+            epoch = self._job_epochs.get(job_id)
+        if epoch is None:
+            raise FencedError(f"job {job_id} was not started by this leader")
+        return epoch
+
+    def before_commit(self, job_id: str, checkpoint_id: int) -> None:
+        try:
+            self.elector.check_fence(self._epoch_of(job_id))
+        except FencedError as exc:
+            raise CheckpointError(f"refused to commit checkpoint {checkpoint_id}: {exc}") from exc
+        except KubernetesError as exc:
+            raise CheckpointError(
+                f"cannot verify leadership before committing checkpoint {checkpoint_id}: {exc}"
+            ) from exc
+
+    def checkpoint_completed(self, job_id: str, completed: CompletedCheckpoint) -> None:
+        def change(data: dict[str, str]) -> None:
+            key = _job_key(job_id)
+            if key not in data:
+                raise ClusterError(f"the HA ConfigMap has no record of job {job_id}")
+            old = JobRecord.from_json(data[key])
+            data[key] = JobRecord(
+                **{
+                    **asdict(old),
+                    "checkpoint_id": completed.checkpoint_id,
+                    "checkpoint_pointer": completed.pointer,
+                }
+            ).to_json()
+
+        try:
+            self.store.update(self.elector, self._epoch_of(job_id), change)
+        except ClusterError as exc:  # FencedError and KubernetesError are ClusterErrors
+            raise CheckpointError(f"not recorded in the HA ConfigMap: {exc}") from exc
+
+    def job_terminated(self, job_id: str, status: JobStatus) -> None:
+        def change(data: dict[str, str]) -> None:
+            key = _job_key(job_id)
+            if key in data:
+                old = JobRecord.from_json(data[key])
+                data[key] = JobRecord(**{**asdict(old), "status": status.value}).to_json()
+
+        self.store.update(self.elector, self._epoch_of(job_id), change)
