@@ -10,8 +10,8 @@ import it from their own virtualenvs.
 Out of every 50 events, 1 is a new person, 3 are new auctions and 46 are bids (Nexmark's
 proportions). Event ``i`` happens at ``BASE_TIME_MS + i`` (one event per millisecond of
 event time), so a 10 s window holds 10,000 events and timestamps never go backwards.
-Sellers and bidders are persons that exist already (half the sellers recent ones), and bids go to auctions that exist
-already, half of them to one of the last few (hot) auctions.
+Sellers and bidders are persons that exist already (half the sellers recent ones), and
+bids go to auctions that exist already, half of them to one of the last few (hot) ones.
 
 One simplification against Nexmark: an auction's category is a function of its id
 (``category_of``), so q4 can group bids by category without joining them to auctions

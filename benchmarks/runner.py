@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.errors import BenchmarkError, ResultMismatchError
-from benchmarks.peers import Peer, registered_peers
+from benchmarks.peers import Peer
 from benchmarks.registry import Outcome, Workload
 from benchmarks.timing import Sample, Timing, time_once
 
@@ -33,13 +33,17 @@ class PeerResult:
     detail: str = ""
     timing: Timing | None = None
     ratio_best: float | None = None
+    records: int | None = None
+    baseline: Timing | None = None  # the baseline over the peer's records, when fewer
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
             "detail": self.detail,
+            "records": self.records,
             "timing": self.timing.to_json() if self.timing else None,
+            "baseline": self.baseline.to_json() if self.baseline else None,
             "ratio_best": self.ratio_best,
         }
 
@@ -146,6 +150,7 @@ def run_workload(
     repeats: int,
     log: Log = print,
     peers: list[Peer] | None = None,
+    quick: bool = False,
 ) -> WorkloadResult:
     """Measure ``workload`` over ``records`` records; never raises for a failing program
     (the failure is recorded in the result, with its traceback)."""
@@ -194,13 +199,25 @@ def run_workload(
         log(f"[{name}] FAILED: {type(exc).__name__}: {exc}")
         return result
 
-    for peer in registered_peers() if peers is None else peers:
+    for peer in [] if peers is None else peers:
         if peer.supports(name):
-            result.peers.append(_run_peer(peer, result, log))
+            result.peers.append(_run_peer(peer, result, log, quick))
     return result
 
 
-def _run_peer(peer: Peer, result: WorkloadResult, log: Log) -> PeerResult:
+def _baseline_over(workload: Workload, records: int, repeats: int) -> tuple[Timing, Outcome]:
+    """The baseline timed again over fewer records (for a peer that runs fewer)."""
+    data = workload.prepare(records)
+    reference = _reference(workload, records, data)
+    samples = []
+    for i in range(repeats):
+        sample, outcome = time_once(workload.baseline, data)
+        check_outcome(f"{workload.name}: the baseline (repeat {i + 1})", outcome, reference)
+        samples.append(sample)
+    return Timing.of(records, samples), reference
+
+
+def _run_peer(peer: Peer, result: WorkloadResult, log: Log, quick: bool) -> PeerResult:
     name = result.workload.name
     reason = peer.unavailable_reason()
     if reason is not None:
@@ -208,13 +225,20 @@ def _run_peer(peer: Peer, result: WorkloadResult, log: Log) -> PeerResult:
         return PeerResult(peer.name, "skipped", reason)
     assert result.baseline is not None and result.outcome is not None
     repeats = len(result.baseline.seconds)
+    records = peer.records_for(result.records, quick)
+    own_baseline: Timing | None = None
+    baseline, reference = result.baseline, result.outcome
     try:
-        run = peer.run(name, result.records, repeats)
-        check_outcome(f"{name}: peer {peer.name}", run.outcome, result.outcome)
+        if records != result.records:
+            own_baseline, reference = _baseline_over(result.workload, records, repeats)
+            baseline = own_baseline
+        log(f"[{name}] peer {peer.name} over {records:,} records")
+        run = peer.run(name, records, repeats)
+        check_outcome(f"{name}: peer {peer.name}", run.outcome, reference)
     except BenchmarkError as exc:
         log(f"[{name}] peer {peer.name} FAILED: {exc}")
-        return PeerResult(peer.name, "failed", f"{type(exc).__name__}: {exc}")
-    timing = Timing(result.records, run.seconds)
-    ratio = timing.best / result.baseline.best
+        return PeerResult(peer.name, "failed", f"{type(exc).__name__}: {exc}", records=records)
+    timing = Timing(records, run.seconds)
+    ratio = timing.best / baseline.best
     log(f"[{name}] peer {peer.name}: best {timing.best:.3f} s ({ratio:.2f}x the baseline)")
-    return PeerResult(peer.name, "ok", "", timing, ratio)
+    return PeerResult(peer.name, "ok", "", timing, ratio, records, own_baseline)

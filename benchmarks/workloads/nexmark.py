@@ -458,9 +458,7 @@ def hotter(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, 
 def q5_engine(events: list[Event]) -> Outcome:
     sums = Sums()
     env, stream = events_stream(events)
-    sliding = SlidingEventTimeWindows.of(
-        Time.milliseconds(WINDOW_MS), Time.milliseconds(SLIDE_MS)
-    )
+    sliding = SlidingEventTimeWindows.of(Time.milliseconds(WINDOW_MS), Time.milliseconds(SLIDE_MS))
     (
         stream.filter(is_bid)
         .key_by(auction_of)

@@ -91,9 +91,7 @@ class EmitWordCount(WindowFunction):
 def word_count_engine(records: list[tuple[str, int]]) -> Outcome:
     tally = WindowTally()
     env = job_environment()
-    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
-        second_as_time
-    )
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(second_as_time)
     (
         env.from_collection(records)
         .assign_timestamps_and_watermarks(strategy)
@@ -163,9 +161,7 @@ class EmitCountSum(ProcessWindowFunction):
 def sliding_engine(records: list[tuple[str, int, int]]) -> Outcome:
     tally = WindowTally()
     env = job_environment()
-    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
-        last_as_time
-    )
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(last_as_time)
     (
         env.from_collection(records)
         .assign_timestamps_and_watermarks(strategy)

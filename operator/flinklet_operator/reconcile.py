@@ -702,29 +702,39 @@ def _idle_running(r: _Round, change: Change | None) -> None:
 
 
 def _savepoints(r: _Round) -> None:
-    """Pending savepoint, manual trigger, periodic trigger, then retention (one per round)."""
+    """Follow the pending savepoint, else start a manual or periodic one; then retention."""
+    if r.sp.pending_trigger is not None:
+        _follow_pending_savepoint(r)
+    else:
+        _maybe_trigger_savepoint(r)
+    _retention(r)
+
+
+def _follow_pending_savepoint(r: _Round) -> None:
     pending = r.sp.pending_trigger
-    if pending is not None:
-        op = r.obs.savepoint if pending.trigger_id else None
-        if op is not None and op.succeeded and op.location:
-            _savepoint_completed(r, pending, op.location)
-        elif op is not None and op.failed:
-            r.sp.pending_trigger = None
-            cause = op.failure or f"the JobManager does not know trigger {pending.trigger_id}"
-            r.event(
-                "SavepointFailed", f"{pending.type.lower()} savepoint failed: {cause}", warning=True
-            )
-        elif r.now > parse_time(pending.deadline):
-            r.sp.pending_trigger = None
-            r.event(
-                "SavepointFailed",
-                f"{pending.type.lower()} savepoint did not complete "
-                f"within {r.spec.deadlines.savepoint}",
-                warning=True,
-            )
-        elif pending.trigger_id is None and r.running:
-            _issue_trigger(r)
+    if pending is None:
         return
+    op = r.obs.savepoint if pending.trigger_id else None
+    kind = pending.type.lower()
+    if op is not None and op.succeeded and op.location:
+        _savepoint_completed(r, pending, op.location)
+    elif op is not None and op.failed:
+        r.sp.pending_trigger = None
+        cause = op.failure or f"the JobManager does not know trigger {pending.trigger_id}"
+        r.event("SavepointFailed", f"{kind} savepoint failed: {cause}", warning=True)
+    elif r.now > parse_time(pending.deadline):
+        r.sp.pending_trigger = None
+        r.event(
+            "SavepointFailed",
+            f"{kind} savepoint did not complete within {r.spec.deadlines.savepoint}",
+            warning=True,
+        )
+    elif pending.trigger_id is None and r.running:
+        pending.job_id = pending.job_id or r.job_id
+        _issue_trigger(r)
+
+
+def _maybe_trigger_savepoint(r: _Round) -> None:
     nonce = r.spec.job.savepoint_trigger_nonce
     if nonce is not None and nonce != r.sp.last_trigger_nonce:
         r.sp.last_trigger_nonce = nonce
@@ -740,30 +750,32 @@ def _savepoints(r: _Round) -> None:
             )
         return
     interval = r.spec.savepoints.periodic_interval
-    if interval is not None and r.running:
-        since = r.sp.last_periodic_savepoint_time or r.rec.stable_since
-        if since is None:
-            r.sp.last_periodic_savepoint_time = format_time(r.now)
-        elif r.now - parse_time(since) >= parse_duration(interval):
-            r.sp.last_periodic_savepoint_time = format_time(r.now)
-            _new_trigger(r, "PERIODIC", "savepoint", "savepoint")
-            return
-    plan = plan_retention(
-        r.sp.history,
-        r.spec.savepoints.retention,
-        r.now,
-        protected={
-            p
-            for p in (
-                r.sp.last_savepoint.location if r.sp.last_savepoint else None,
-                r.rec.restore_path,
-            )
-            if p
-        },
-    )
+    if interval is None or not r.running:
+        return
+    since = r.sp.last_periodic_savepoint_time or r.rec.stable_since
+    if since is None:
+        r.sp.last_periodic_savepoint_time = format_time(r.now)
+    elif r.now - parse_time(since) >= parse_duration(interval):
+        r.sp.last_periodic_savepoint_time = format_time(r.now)
+        _new_trigger(r, "PERIODIC", "savepoint", "savepoint")
+
+
+def _retention(r: _Round) -> None:
+    """Dispose of what the retention policy no longer keeps. The disposal goes first in
+    the round's actions: it never raises, so a JobManager call after it cannot leave the
+    history trimmed without the savepoints gone."""
+    protected = {
+        p
+        for p in (
+            r.sp.last_savepoint.location if r.sp.last_savepoint else None,
+            r.rec.restore_path,
+        )
+        if p
+    }
+    plan = plan_retention(r.sp.history, r.spec.savepoints.retention, r.now, protected)
     if plan.dispose:
         r.sp.history = plan.keep
-        r.actions.append(DisposeSavepoints(tuple(s.location for s in plan.dispose)))
+        r.actions.insert(0, DisposeSavepoints(tuple(s.location for s in plan.dispose)))
 
 
 # ------------------------------------------------------------------------ conditions

@@ -284,9 +284,15 @@ class KubernetesClient:
     """Blocking calls to one API server; thread-safe (one connection pool).
 
     ``timeout`` bounds every request (seconds): leader election needs calls that end well
-    within its renew deadline."""
+    within its renew deadline. ``transport`` replaces the network (tests)."""
 
-    def __init__(self, config: KubeConfig | None = None, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        config: KubeConfig | None = None,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.config = config or KubeConfig.load()
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._http = httpx.Client(
@@ -295,6 +301,7 @@ class KubernetesClient:
             verify=self._ssl_context(),
             headers={"Accept": "application/json", "User-Agent": "flinklet"},
             timeout=timeout,
+            transport=transport,
         )
 
     def _ssl_context(self) -> ssl.SSLContext | bool:

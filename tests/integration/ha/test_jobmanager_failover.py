@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 JOB = Path(__file__).with_name("ha_job.py")
 LEASE_S, DEADLINE_S, RETRY_S = 3.0, 2.0, 0.5
 TOTAL, RATE, KEYS = 10_000, 1_000, 5
+ELECTION = "-Dhigh-availability.kubernetes.leader-election"
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:
@@ -60,9 +61,9 @@ class HaCluster:
         self.conf = [
             "-Dhigh-availability.type=kubernetes",
             f"-Dhigh-availability.cluster-id={self.cluster_id}",
-            f"-Dhigh-availability.kubernetes.leader-election.lease-duration={LEASE_S * 1000:.0f} ms",
-            f"-Dhigh-availability.kubernetes.leader-election.renew-deadline={DEADLINE_S * 1000:.0f} ms",
-            f"-Dhigh-availability.kubernetes.leader-election.retry-period={RETRY_S * 1000:.0f} ms",
+            f"{ELECTION}.lease-duration={LEASE_S * 1000:.0f} ms",
+            f"{ELECTION}.renew-deadline={DEADLINE_S * 1000:.0f} ms",
+            f"{ELECTION}.retry-period={RETRY_S * 1000:.0f} ms",
             "-Djobmanager.rpc.port=0",
             "-Drest.port=0",
             "-Dheartbeat.timeout=5000",

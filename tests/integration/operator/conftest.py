@@ -33,6 +33,13 @@ def install_crd(cluster: ControlPlane) -> None:
     )
     assert result.returncode == 0, result.stderr
 
+    def discoverable() -> bool:
+        # Established is not enough for clients that discover resources (kopf does).
+        served = cluster.http.get_or_none("/apis/flinklet.io/v1alpha1") or {}
+        return any(r.get("name") == "flinkjobs" for r in served.get("resources", []))
+
+    wait_for("flinkjobs in API discovery", discoverable, timeout=60)
+
 
 def make_namespace(cluster: ControlPlane, prefix: str, *, need_service_account: bool) -> str:
     name = f"{prefix}{secrets.token_hex(3)}"

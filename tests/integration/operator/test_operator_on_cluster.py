@@ -55,6 +55,15 @@ def events(cluster: ControlPlane, namespace: str, name: str = "wc") -> list[str]
             and e["involvedObject"].get("kind") == "FlinkJob"]
 
 
+def wait_events(cluster: ControlPlane, namespace: str, *reasons: str, name: str = "wc") -> None:
+    """Events are posted after the status is written: wait for them."""
+    wait_for(
+        f"events {reasons} of FlinkJob {name}",
+        lambda: set(reasons) <= set(events(cluster, namespace, name)),
+        timeout=30,
+    )
+
+
 def wait_status(
     cluster: ControlPlane,
     operator: OperatorProcess,
@@ -151,7 +160,7 @@ def test_apply_creates_children_with_the_right_specs_and_reports_status(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "JobRunning")
     assert "flinklet.io/finalizer" in body["metadata"]["finalizers"]
-    assert {"Submitted", "Deployed"} <= set(events(cluster, namespace))
+    wait_events(cluster, namespace, "Submitted", "Deployed")
     columns = cluster.kubectl("get", "fj", "-n", namespace, "--no-headers").stdout.split()
     assert columns[:4] == ["wc", "RUNNING", "STABLE", "2"]
     assert "flinklet_operator_reconcile_total" in operator.metrics()
@@ -179,9 +188,8 @@ def test_scale_subresource_rescales_through_a_savepoint(
     assert tm is not None and tm["spec"]["replicas"] == 3
     scale = cluster.http.get(f"{fj_url(namespace)}/scale")
     assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
-    assert {"SpecChanged", "SavepointTriggered", "SavepointCompleted", "Rescaled"} <= set(
-        events(cluster, namespace)
-    )
+    wait_events(cluster, namespace, "SpecChanged", "SavepointTriggered", "SavepointCompleted",
+                "Rescaled")
 
 
 def test_suspend_scales_to_zero_and_resume_restores(
@@ -199,7 +207,7 @@ def test_suspend_scales_to_zero_and_resume_restores(
     wait_status(cluster, operator, namespace, "STABLE again", lifecycle("STABLE"))
     current = stub.current(namespace, "wc")
     assert current is not None and current.restored_from == location
-    assert {"Suspended", "Resumed"} <= set(events(cluster, namespace))
+    wait_events(cluster, namespace, "Suspended", "Resumed")
 
 
 def test_job_failure_is_reported_and_a_restart_nonce_recovers(
@@ -212,7 +220,7 @@ def test_job_failure_is_reported_and_a_restart_nonce_recovers(
     assert "RuntimeError: injected by StubJobManager" in body["status"]["error"]
     degraded = next(c for c in body["status"]["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "JobFailed")
-    assert "JobFailed" in events(cluster, namespace)
+    wait_events(cluster, namespace, "JobFailed")
     cluster.http.patch(fj_url(namespace), {"spec": {"job": {"restartNonce": 1}}})
     wait_status(cluster, operator, namespace, "STABLE after restartNonce", lifecycle("STABLE"))
     current = stub.current(namespace, "wc")
@@ -271,8 +279,7 @@ def test_the_finalizer_holds_deletion_until_the_final_savepoint(
     assert deployment(cluster, namespace, "wc-taskmanager") is None
     for path in ("services/wc-rest", "configmaps/wc-config", "configmaps/wc-leader"):
         assert cluster.http.get_or_none(f"/api/v1/namespaces/{namespace}/{path}") is None, path
-    reasons = events(cluster, namespace)
-    assert {"Deleting", "SavepointTriggered", "SavepointCompleted"} <= set(reasons)
+    wait_events(cluster, namespace, "Deleting", "SavepointTriggered", "SavepointCompleted")
     final = [inc for inc in stub.history(namespace, "wc")][-1].job
     assert final.state == "FINISHED"
 
@@ -291,7 +298,7 @@ def test_deletion_is_bounded_by_its_deadline(
                  lambda: cluster.http.get_or_none(fj_url(namespace)) is None, timeout=TIMEOUT)
     finally:
         stub.release()
-    assert "DeletionTimedOut" in events(cluster, namespace)
+    wait_events(cluster, namespace, "DeletionTimedOut")
     assert deployment(cluster, namespace, "wc-jobmanager") is None
 
 

@@ -657,13 +657,25 @@ def test_retention_keeps_the_savepoint_the_deployment_restored_from() -> None:
     assert decision.actions == (DisposeSavepoints(("s3://sp/savepoint-1",)),)
 
 
-def test_retention_waits_while_a_savepoint_is_pending() -> None:
-    ready = _with_history(stable(spec(savepoints={"retention": {"maxCount": 1}})), 3)
-    pending, decision = step(with_spec(ready, spec(savepoints={"retention": {"maxCount": 1}},
-                                                   job={"savepointTriggerNonce": 1})), running())
+def test_retention_runs_in_the_round_a_savepoint_completes() -> None:
+    retention = {"retention": {"maxCount": 2}}
+    ready = _with_history(stable(spec(savepoints=retention)), 2)
+    pending, decision = step(
+        with_spec(ready, spec(savepoints=retention, job={"savepointTriggerNonce": 1})), running()
+    )
     assert kinds(decision) == ["TriggerSavepoint"]
-    _, decision = step(triggered(pending), running(savepoint=SavepointOperation("IN_PROGRESS")))
-    assert decision.actions == ()
+    done, decision = step(triggered(pending), running(savepoint=completed("s3://sp/savepoint-9")))
+    assert decision.actions == (DisposeSavepoints(("s3://sp/savepoint-0",)),)
+    assert [s.location for s in done.status.savepoint_info.history] == [
+        "s3://sp/savepoint-1", "s3://sp/savepoint-9"
+    ]
+
+
+def test_disposal_goes_before_a_jobmanager_call_in_the_same_round() -> None:
+    retention = {"periodicInterval": "1m", "retention": {"maxCount": 1}}
+    ready = _with_history(stable(spec(savepoints=retention)), 2)
+    _, decision = step(ready, running(), at(120))
+    assert kinds(decision) == ["DisposeSavepoints", "TriggerSavepoint"]
 
 
 # ----------------------------------------------------------------------------- failures

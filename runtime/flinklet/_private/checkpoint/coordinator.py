@@ -151,6 +151,10 @@ class CheckpointCoordinator:
             if settings.storage_uri
             else None
         )
+        from flinklet._private.state.shared_registry import SharedStateRegistry
+
+        # incremental RocksDB files in <root>/<job>/shared, counted per retained checkpoint
+        self.shared_registry = SharedStateRegistry()
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -339,6 +343,9 @@ class CheckpointCoordinator:
         self._last_completion = now
         self.stats.record(self._entry(done, "COMPLETED"))
         if not p.is_savepoint:
+            shared = {f for op in metadata.operators.values() for h in op.subtasks for f in h.shared}
+            if shared:
+                self.shared_registry.register(p.checkpoint_id, shared)
             self.completed.append(done)
             self._prune()
         # aborted older pending checkpoints are subsumed by this one
@@ -370,6 +377,21 @@ class CheckpointCoordinator:
                 old.storage.delete_prefix("")
             except StorageError as exc:  # leftovers are harmless; never fail the job
                 log.warning("could not delete old checkpoint %s: %s", old.pointer, exc)
+            self._release_shared(old.checkpoint_id)
+
+    def _release_shared(self, checkpoint_id: int) -> None:
+        """Delete the shared files that no retained checkpoint references any more."""
+        unused = self.shared_registry.release(checkpoint_id)
+        if not unused or self._checkpoint_root is None:
+            return
+        from flinklet._private.checkpoint.layout import shared_dir
+
+        shared = self._checkpoint_root.child(shared_dir(self.job_id))
+        for name in unused:
+            try:
+                shared.delete(name)
+            except StorageError as exc:
+                log.warning("could not delete shared file %s: %s", name, exc)
 
     def _fail(self, p: PendingCheckpoint, reason: str) -> None:
         if self.pending.pop(p.checkpoint_id, None) is None:
@@ -427,4 +449,5 @@ class CheckpointCoordinator:
                 c.storage.delete_prefix("")
             except StorageError as exc:
                 log.warning("could not delete checkpoint %s: %s", c.pointer, exc)
+            self._release_shared(c.checkpoint_id)
         self.completed = []

@@ -24,6 +24,7 @@ class SubtaskStateHandle:
     file: str  # relative to the checkpoint directory
     size: int
     finished: bool = False
+    shared: list[str] = field(default_factory=list)  # incremental SST files in <job>/shared
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 from flinklet._private.checkpoint.coordinator import SubtaskAck, TaskKey
 from flinklet._private.checkpoint.metadata import SubtaskStateHandle
 from flinklet._private.checkpoint.snapshots import OperatorSnapshot
+from flinklet.errors import CheckpointError
 
 
 def state_file_name(uid: str, subtask: int) -> str:
@@ -20,7 +21,11 @@ def state_file_name(uid: str, subtask: int) -> str:
 
 
 def write_task_state(
-    storage: Any, task: TaskKey, snapshots: dict[str, OperatorSnapshot], finished: bool = False
+    storage: Any,
+    task: TaskKey,
+    snapshots: dict[str, OperatorSnapshot],
+    finished: bool = False,
+    shared: Any = None,
 ) -> SubtaskAck:
     handles: dict[str, SubtaskStateHandle] = {}
     total = 0
@@ -29,7 +34,11 @@ def write_task_state(
         if snap.is_empty():
             continue
         name = state_file_name(uid, subtask)
+        for shared_name, path in snap.upload.items():
+            if shared is None:
+                raise CheckpointError("incremental state needs the job's shared directory")
+            total += shared.write(shared_name, path.read_bytes())
         size = storage.write(name, snap.encode())
         total += size
-        handles[uid] = SubtaskStateHandle(subtask, name, size, finished)
+        handles[uid] = SubtaskStateHandle(subtask, name, size, finished, snap.shared_files)
     return SubtaskAck(task, handles, total)

@@ -47,6 +47,7 @@ def plan_restore(
     job_graph: JobGraph,
     allow_non_restored_state: bool,
     metadata: CheckpointMetadata | None = None,
+    options: dict[str, str] | None = None,
 ) -> RestorePlan:
     metadata = metadata or load_metadata(storage, pointer)
     nodes = {n.uid: n for v in job_graph.vertices for n in v.nodes}
@@ -81,5 +82,24 @@ def plan_restore(
                     f"'{entry.name}' cannot be read ({exc})"
                 ) from exc
             snapshots.append(OperatorSnapshot.decode(data, f"{pointer}/{handle.file}"))
-        by_uid[uid] = RestoredOperatorState(snapshots, entry.parallelism)
+        by_uid[uid] = RestoredOperatorState(snapshots, entry.parallelism, _shared_fetcher(pointer, options))
     return RestorePlan(pointer, metadata, by_uid)
+
+
+def _shared_fetcher(pointer: str, options: dict[str, str] | None) -> Any:
+    """Reads incremental SST files from the job's shared directory next to ``pointer``."""
+    from flinklet._private.checkpoint.snapshots import shared_uri_of
+
+    uri = shared_uri_of(pointer)
+    cache: list[Any] = []
+
+    def fetch(name: str) -> bytes:
+        if uri is None:
+            raise CheckpointError(f"{pointer} has no shared directory for incremental state")
+        if not cache:
+            from flinklet._private.checkpoint.storage import storage_for
+
+            cache.append(storage_for(uri, options))
+        return bytes(cache[0].read(name))
+
+    return fetch

@@ -30,11 +30,21 @@ class OperatorSnapshot:
     operator: OperatorStateSnapshot | None
     timers: dict[str, Any] | None
     raw: dict[str, Any] = field(default_factory=dict)
+    # RocksDB incremental checkpoints: the manifest (instead of ``keyed``), and the new
+    # SST files to upload into the job's shared directory (not encoded)
+    incremental: Any = None
+    upload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shared_files(self) -> list[str]:
+        return [] if self.incremental is None else list(self.incremental.shared_files())
 
     def is_empty(self) -> bool:
         """No state at all: such operators are left out of checkpoints, so stateless
         operators can change freely between savepoint and restore (as in Flink)."""
         if self.keyed is not None and (self.keyed.entry_count() or self.keyed.extra):
+            return False
+        if self.incremental is not None:
             return False
         if self.operator is not None and (
             any(items for _mode, items in self.operator.list_states.values())
@@ -54,6 +64,7 @@ class OperatorSnapshot:
                 None if self.operator is None else self.operator.to_bytes(),
                 self.timers,
                 self.raw,
+                None if self.incremental is None else self.incremental.to_bytes(),
             )
         )
 
@@ -63,9 +74,14 @@ class OperatorSnapshot:
             payload = deserialize(data)
         except Exception as exc:
             raise CheckpointError(f"state file {where} is corrupt ({exc})") from exc
-        if not (isinstance(payload, tuple) and len(payload) == 6 and payload[0] == _MAGIC):
+        if not (isinstance(payload, tuple) and len(payload) in (6, 7) and payload[0] == _MAGIC):
             raise CheckpointError(f"{where} is not a Flinklet operator state file")
-        _, version, keyed, operator, timers, raw = payload
+        _, version, keyed, operator, timers, raw = payload[:6]
+        incremental = None
+        if len(payload) == 7 and payload[6] is not None:
+            from flinklet._private.state.rocksdb import IncrementalKeyedStateSnapshot
+
+            incremental = IncrementalKeyedStateSnapshot.from_bytes(payload[6])
         if version != _VERSION:
             raise CheckpointError(
                 f"{where} has operator-state format {version}; this Flinklet reads {_VERSION}"
@@ -75,6 +91,7 @@ class OperatorSnapshot:
             None if operator is None else OperatorStateSnapshot.from_bytes(operator),
             timers,
             raw or {},
+            incremental,
         )
 
 
@@ -84,6 +101,11 @@ class RestoredOperatorState:
 
     snapshots: list[OperatorSnapshot]
     old_parallelism: int
+    fetch_shared: Any = None  # name -> bytes of a shared (incremental) file
+
+    @property
+    def incremental(self) -> list[Any]:
+        return [s.incremental for s in self.snapshots if s.incremental is not None]
 
     @property
     def keyed(self) -> list[KeyedStateSnapshot]:
@@ -103,12 +125,32 @@ class RestoredOperatorState:
 
 
 def take_operator_snapshot(
-    op: StreamOperator, checkpoint_id: int, timestamp: int
+    op: StreamOperator, checkpoint_id: int, timestamp: int, incremental: bool = False
 ) -> OperatorSnapshot:
-    """The synchronous part of an operator's checkpoint (task thread)."""
+    """The synchronous part of an operator's checkpoint (task thread). With
+    ``incremental`` (a checkpoint, not a savepoint) a RocksDB backend configured for it
+    hands over hard-linked SST files instead of copying its entries."""
     op.before_snapshot(checkpoint_id, timestamp)
     env = op.env
-    keyed = env.keyed_backend.snapshot() if env.keyed_backend is not None else None
+    backend = env.keyed_backend
     operator = env.operator_state.snapshot() if env.operator_state is not None else None
     timers = op.snapshot_timers() if hasattr(op, "snapshot_timers") else None
+    if (
+        incremental
+        and backend is not None
+        and getattr(backend, "incremental", False)
+        and hasattr(backend, "snapshot_incremental")
+    ):
+        uploaded: set[str] = getattr(op, "_shared_uploaded", set())
+        manifest, new_files, all_files = backend.snapshot_incremental(uploaded, checkpoint_id)
+        pending: dict[int, list[str]] = op.__dict__.setdefault("_shared_pending", {})
+        pending[checkpoint_id] = all_files
+        return OperatorSnapshot(None, operator, timers, op.snapshot_state(), manifest, new_files)
+    keyed = backend.snapshot() if backend is not None else None
     return OperatorSnapshot(keyed, operator, timers, op.snapshot_state())
+
+
+def shared_uri_of(pointer: str) -> str | None:
+    """The job's shared directory next to a ``.../<job>/chk-<n>`` checkpoint directory."""
+    head, sep, _tail = pointer.rstrip("/").rpartition("/chk-")
+    return f"{head}/shared" if sep else None

@@ -55,6 +55,7 @@ def _setup_logging() -> None:
         level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every HA Lease renewal
 
 
 # ----------------------------------------------------------------------------- JobManager
@@ -85,7 +86,8 @@ def run_jobmanager(argv: list[str]) -> int:
         conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     from flinklet._private.cluster.service import start_jobmanager_process
 
-    cluster = start_jobmanager_process(conf)
+    application = (ns.job_entrypoint, list(ns.job_args)) if ns.job_entrypoint else None
+    cluster = start_jobmanager_process(conf, application=application)
     stop = threading.Event()
     exit_code = 0
     if cluster.service.ha is not None:

@@ -82,25 +82,25 @@ log = logging.getLogger(__name__)
 EPOCH_ANNOTATION = "flinklet.io/leader-epoch"
 LEADER_ANNOTATION = "flinklet.io/leader"
 _FLINK_FACTORY = "org.apache.flink.kubernetes.highavailability.kuberneteshaservicesfactory"
-_CLUSTER_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CLUSTER_ID = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _TERMINAL = {s.value for s in JobStatus if s.is_globally_terminal_state()}
 
 
 @dataclass(frozen=True)
 class HaSettings:
-    """HA configuration, validated: the cluster id (a DNS label: it names Kubernetes
-    objects), the namespace and the Lease timings."""
+    """HA configuration, validated: the cluster id (it names Kubernetes objects and is a
+    label value), the namespace and the Lease timings."""
 
     cluster_id: str
     namespace: str = "default"
     timings: LeaseTimings = field(default_factory=LeaseTimings)
 
     def __post_init__(self) -> None:
-        if len(self.cluster_id) > 40 or not _CLUSTER_ID.match(self.cluster_id):
+        if len(self.cluster_id) > 63 or not _CLUSTER_ID.match(self.cluster_id):
             raise ConfigurationError(
-                f"high-availability.cluster-id '{self.cluster_id}' must be a lowercase DNS label "
-                f"of at most 40 characters (letters, digits, '-'): it names the Lease and the "
-                f"ConfigMap"
+                f"high-availability.cluster-id '{self.cluster_id}' must be at most 63 lowercase "
+                f"letters, digits, '-' and '.', starting and ending alphanumeric: it names the "
+                f"Lease and the ConfigMap and labels them"
             )
 
     @property
@@ -485,8 +485,11 @@ class KubernetesHighAvailability:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, handle: ClusterHandle) -> None:
+    def start(self, handle: ClusterHandle, application: tuple[str, list[str]] | None) -> None:
+        """Campaign; ``application`` (entrypoint, args) in application mode, where a new
+        leader runs it (or resumes its job) instead of resuming session jobs."""
         self._handle = handle
+        self._application = application
         handle.jm.leader = False
         handle.jm.ha = self
         handle.service.ha = self
@@ -520,11 +523,8 @@ class KubernetesHighAvailability:
         leader = LeaderInfo(
             self.identity, epoch, f"{host}:{jm.rpc_port}", f"http://{rest_host}:{handle.rest_port}"
         )
-        try:
-            self.store.update(self.elector, epoch, lambda d: d.update(leader=leader.to_json()))
-            meta = self.store.read()
-        except ClusterError as exc:  # FencedError, KubernetesError
-            log.error("JobManager %s could not take over in term %d: %s", self.identity, epoch, exc)
+        meta = self._publish(leader)
+        if meta is None:
             return
         log.info(
             "JobManager %s leads in term %d: RPC %s, REST %s",
@@ -548,6 +548,32 @@ class KubernetesHighAvailability:
                     daemon=True,
                 ).start()
 
+    def _publish(self, leader: LeaderInfo) -> HaMetadata | None:
+        """Record this leader's addresses (retrying for up to the renew deadline); give
+        the Lease up if that is impossible, since a leader nobody can find is useless."""
+        deadline = time.monotonic() + self.settings.timings.renew_deadline_s
+        while True:
+            try:
+                self.store.update(
+                    self.elector, leader.epoch, lambda d: d.update(leader=leader.to_json())
+                )
+                return self.store.read()
+            except FencedError as exc:
+                log.error(
+                    "JobManager %s lost term %d at once: %s", self.identity, leader.epoch, exc
+                )
+                return None
+            except ClusterError as exc:  # the API server failed
+                if time.monotonic() > deadline:
+                    log.error(
+                        "JobManager %s cannot record itself as the leader (%s); stepping down",
+                        self.identity,
+                        exc,
+                    )
+                    self.elector.release()
+                    return None
+                time.sleep(self.settings.timings.retry_period_s)
+
     def _revoked(self) -> None:
         handle = self._handle
         with self._term_started:
@@ -566,12 +592,11 @@ class KubernetesHighAvailability:
         handle = self._handle
         if handle is None:
             raise ClusterError("HA is not started")
-        self._application = (entrypoint, list(args))
         with self._term_started:
             while self._term is None:
                 self._term_started.wait()
             epoch = self._term
-        records = [r for r in self.store.read().jobs.values()]
+        records = list(self._read_jobs(epoch).values())
         recovery: list[JobRecovery] = []
         if records:
             record = records[0]
@@ -597,6 +622,19 @@ class KubernetesHighAvailability:
                 record.checkpoint_pointer or "its start (no checkpoint completed)",
             )
         self._run(entrypoint, list(args), None, recovery)
+
+    def _read_jobs(self, epoch: int) -> dict[str, JobRecord]:
+        """The recorded jobs, retrying while the API fails and this term lasts."""
+        while True:
+            try:
+                return self.store.read().jobs
+            except KubernetesError as exc:
+                if self.elector.epoch != epoch:
+                    raise ClusterError(
+                        f"lost leadership while reading the HA ConfigMap: {exc}"
+                    ) from exc
+                log.warning("cannot read the HA ConfigMap (%s); retrying", exc)
+                time.sleep(self.settings.timings.retry_period_s)
 
     def _resume_session_job(self, record: JobRecord, epoch: int) -> None:
         from flinklet._private.rest.service import JobSubmission

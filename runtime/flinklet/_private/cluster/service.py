@@ -268,7 +268,11 @@ class ClusterHandle:
         self.jm.stop()
 
 
-def start_jobmanager_process(conf: Configuration, rest: bool = True) -> ClusterHandle:
+def start_jobmanager_process(
+    conf: Configuration, rest: bool = True, application: tuple[str, list[str]] | None = None
+) -> ClusterHandle:
+    """Start the JobManager (RPC, REST). With ``high-availability.type: kubernetes`` it
+    starts as a standby; ``application`` is the application mode's (entrypoint, args)."""
     rpc_host = conf.get_string("jobmanager.bind-host", "127.0.0.1")
     rpc_port = conf.get_integer("jobmanager.rpc.port", 6123)
     timeout = conf.get_string("heartbeat.timeout", "10000")
@@ -289,5 +293,5 @@ def start_jobmanager_process(conf: Configuration, rest: bool = True) -> ClusterH
 
     ha_settings = HaSettings.from_configuration(conf)
     if ha_settings is not None:  # a standby until the Lease says otherwise
-        KubernetesHighAvailability(ha_settings).start(handle)
+        KubernetesHighAvailability(ha_settings).start(handle, application)
     return handle

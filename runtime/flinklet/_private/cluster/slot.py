@@ -175,7 +175,10 @@ class JobRunner(threading.Thread):
         if spec.get("restore"):
             pointer, allow = spec["restore"]
             storage, resolved = _open_pointer(pointer, spec["checkpoint_settings"])
-            plan = plan_restore(storage, resolved, job_graph, allow)
+            plan = plan_restore(
+                storage, resolved, job_graph, allow,
+                options=spec["checkpoint_settings"].storage_options,
+            )
         self.peers = {
             tuple(a) for sid, a in spec["addresses"].items() if sid != me
         }
@@ -413,7 +416,7 @@ class SlotProcess:
             if leader is None:
                 return None
             try:
-                control = ControlConnection(leader.rpc, timeout=2.0)
+                control = ControlConnection(leader.rpc, timeout=self.leader_poll_interval)
             except ConnectionError as exc:
                 log.warning(
                     "slot %s: leader %s unreachable: %s", self.slot_id, leader.identity, exc
@@ -494,6 +497,7 @@ def main(argv: list[str]) -> int:
         level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s slot: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every HA ConfigMap poll
     host, _, port = ns.jobmanager.rpartition(":")
     retriever = None
     if ns.ha_cluster_id:

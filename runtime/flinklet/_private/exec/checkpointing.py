@@ -33,9 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def snapshot_task(task: Task, checkpoint_id: int, timestamp: int) -> dict[str, OperatorSnapshot]:
+def snapshot_task(
+    task: Task, checkpoint_id: int, timestamp: int, incremental: bool = False
+) -> dict[str, OperatorSnapshot]:
     return {
-        op.uid: take_operator_snapshot(op, checkpoint_id, timestamp) for op in task.operators
+        op.uid: take_operator_snapshot(op, checkpoint_id, timestamp, incremental)
+        for op in task.operators
     }
 
 
@@ -48,6 +51,7 @@ class TaskCheckpointing:
         self.by_key: dict[TaskKey, Task] = {(t.vertex_id, t.subtask_index): t for t in tasks}
         self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flinklet-ckpt")
         self.pending_storage: dict[int, Any] = {}
+        self.pointers: dict[int, str] = {}
         self.wake: Callable[[], None] = lambda: None
         self.remote = False
         self.resolve_storage: Callable[[str], Any] = lambda pointer: None
@@ -62,6 +66,7 @@ class TaskCheckpointing:
 
     def _trigger_sources(self, pending: PendingCheckpoint) -> None:
         self.pending_storage[pending.checkpoint_id] = pending.storage
+        self.pointers[pending.checkpoint_id] = pending.pointer
         barrier = CheckpointBarrier(
             pending.checkpoint_id,
             pending.timestamp,
@@ -76,7 +81,8 @@ class TaskCheckpointing:
         self._snapshot_and_forward(task, barrier)
 
     def _snapshot_and_forward(self, task: Task, barrier: CheckpointBarrier) -> None:
-        snapshots = snapshot_task(task, barrier.checkpoint_id, barrier.timestamp)
+        incremental = not barrier.is_savepoint
+        snapshots = snapshot_task(task, barrier.checkpoint_id, barrier.timestamp, incremental)
         for w in task.writers:
             w.broadcast_event(barrier)
         storage = self.pending_storage.get(barrier.checkpoint_id)
@@ -90,9 +96,13 @@ class TaskCheckpointing:
         cid = barrier.checkpoint_id
         coordinator = self.coordinator
 
+        shared = None
+        if any(snap.upload for snap in snapshots.values()):
+            shared = self.shared_storage(barrier)
+
         def write() -> None:
             try:
-                ack = write_task_state(storage, key, snapshots)
+                ack = write_task_state(storage, key, snapshots, shared=shared)
             except StorageError as exc:
                 coordinator.post("decline", (cid, f"task {task.display_name}: {exc}"))
                 return
@@ -105,6 +115,18 @@ class TaskCheckpointing:
             self.wake()
 
         self.writer.submit(write)
+
+    def shared_storage(self, barrier: CheckpointBarrier) -> Any:
+        """Where incremental SST files go: ``<checkpoint root>/<job>/shared``."""
+        from flinklet._private.checkpoint.snapshots import shared_uri_of
+
+        pointer = barrier.target or self.pointers.get(barrier.checkpoint_id)
+        uri = shared_uri_of(pointer) if pointer else None
+        if uri is None:
+            return None
+        return self.resolve_storage(uri) if self.remote else self.coordinator._storage_for(
+            uri, self.coordinator.settings.storage_options
+        )
 
     def _finished(self, task: Task) -> None:
         # the snapshot is taken only if a checkpoint needs it (operators are not closed

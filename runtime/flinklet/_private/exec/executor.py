@@ -451,10 +451,16 @@ class LocalJob:
     def _restore_plan(self) -> RestorePlan | None:
         latest = self.coordinator.latest
         if latest is not None:
-            plan = plan_restore(latest.storage, latest.pointer, self.job_graph, True, latest.metadata)
+            plan = plan_restore(
+                latest.storage, latest.pointer, self.job_graph, True, latest.metadata,
+                options=self.checkpoint_settings.storage_options,
+            )
         elif self.restore_from is not None:
             storage, pointer = _open_pointer(self.restore_from, self.checkpoint_settings)
-            plan = plan_restore(storage, pointer, self.job_graph, self.allow_non_restored_state)
+            plan = plan_restore(
+                storage, pointer, self.job_graph, self.allow_non_restored_state,
+                options=self.checkpoint_settings.storage_options,
+            )
         else:
             return None
         self.restored_from = plan.pointer

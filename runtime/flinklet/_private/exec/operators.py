@@ -195,7 +195,7 @@ class StreamOperator:
         env = self.env
         if restored is not None:
             if env.keyed_backend is not None:
-                env.keyed_backend.restore(restored.keyed)
+                self._restore_keyed(restored)
                 timers = getattr(self, "timers", None)
                 if timers is not None and restored.timers:
                     from flinklet._private.state.keygroups import assign_to_key_group
@@ -216,7 +216,34 @@ class StreamOperator:
 
             hook(InitializationContext(restored is not None, env, self.runtime_context))
 
+    def _restore_keyed(self, restored: Any) -> None:
+        backend = self.env.keyed_backend
+        manifests = restored.incremental
+        if manifests and hasattr(backend, "restore_incremental"):
+            backend.restore_incremental(manifests, restored.fetch_shared)
+            if restored.keyed:
+                backend.restore(restored.keyed)
+            return
+        snapshots = list(restored.keyed)
+        if manifests:  # incremental RocksDB state into another backend: convert it
+            from flinklet._private.state.rocksdb import incremental_to_keyed_snapshot
+
+            snapshots += [incremental_to_keyed_snapshot(m, restored.fetch_shared) for m in manifests]
+        backend.restore(snapshots)
+
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        pending = self.__dict__.get("_shared_pending")
+        if pending:
+            # files of a completed checkpoint are in storage: later ones need not upload them
+            done = pending.pop(checkpoint_id, None)
+            for older in [c for c in pending if c < checkpoint_id]:
+                del pending[older]
+            if done is not None:
+                self._shared_uploaded = set(done)
+        backend = self.env.keyed_backend
+        hook_backend = getattr(backend, "notify_checkpoint_complete", None)
+        if callable(hook_backend):
+            hook_backend(checkpoint_id)
         fn = self.user_function
         hook = getattr(fn, "notify_checkpoint_complete", None)
         if fn is not None and callable(hook) and not _is_plain_function(fn):

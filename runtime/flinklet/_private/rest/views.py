@@ -590,7 +590,7 @@ def cluster_overview(service: ClusterService) -> m.ClusterOverview:
         taskmanagers=len(tms),
         slots_total=sum(t.slots_total for t in tms),
         slots_available=sum(t.slots_free for t in tms),
-        jobs_running=sum(1 for j in jobs if not j.status.is_globally_terminal_state()),
+        jobs_running=sum(1 for j in jobs if not j.status.is_terminal_state()),
         jobs_finished=count(JobStatus.FINISHED),
         jobs_cancelled=count(JobStatus.CANCELED),
         jobs_failed=count(JobStatus.FAILED),
