@@ -52,7 +52,9 @@ class CheckpointConfig:
         return self
 
     def get_checkpointing_mode(self) -> CheckpointingMode:
-        return CheckpointingMode[self._conf.get(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE)]
+        return CheckpointingMode[
+            self._conf.get(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE)
+        ]
 
     def set_checkpointing_mode(self, checkpointing_mode: CheckpointingMode) -> CheckpointConfig:
         self._conf.set(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE, checkpointing_mode.name)

@@ -48,9 +48,9 @@ W = TypeVar("W", bound="Window")
 __all__ = [
     "AggregateFunction",
     "AllWindowFunction",
+    "BroadcastProcessFunction",
     "CheckpointListener",
     "CheckpointedFunction",
-    "BroadcastProcessFunction",
     "CoFlatMapFunction",
     "CoGroupFunction",
     "CoMapFunction",
@@ -167,7 +167,9 @@ class RuntimeContext(abc.ABC):
     def get_map_state(self, state_descriptor: MapStateDescriptor) -> MapState[Any, Any]: ...
 
     @abc.abstractmethod
-    def get_reducing_state(self, state_descriptor: ReducingStateDescriptor) -> ReducingState[Any]: ...
+    def get_reducing_state(
+        self, state_descriptor: ReducingStateDescriptor
+    ) -> ReducingState[Any]: ...
 
     @abc.abstractmethod
     def get_aggregating_state(
@@ -329,7 +331,9 @@ class _BroadcastReadContext(_BaseContext):
 
 class _BroadcastWriteContext(_BaseContext):
     @abc.abstractmethod
-    def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState[Any, Any]: ...
+    def get_broadcast_state(
+        self, state_descriptor: MapStateDescriptor
+    ) -> BroadcastState[Any, Any]: ...
 
     @abc.abstractmethod
     def current_processing_time(self) -> int: ...
@@ -455,14 +459,14 @@ class FunctionInitializationContext(abc.ABC):
 class CheckpointedFunction(abc.ABC):
     """A function with operator state it writes at every checkpoint::
 
-        class BufferingSink(SinkFunction, CheckpointedFunction):
-            def initialize_state(self, context):
-                self.state = context.get_operator_state_store().get_list_state(
-                    ListStateDescriptor("buffer", Types.PICKLED_BYTE_ARRAY()))
-                self.buffer = list(self.state.get()) if context.is_restored() else []
+    class BufferingSink(SinkFunction, CheckpointedFunction):
+        def initialize_state(self, context):
+            self.state = context.get_operator_state_store().get_list_state(
+                ListStateDescriptor("buffer", Types.PICKLED_BYTE_ARRAY()))
+            self.buffer = list(self.state.get()) if context.is_restored() else []
 
-            def snapshot_state(self, context):
-                self.state.update(self.buffer)
+        def snapshot_state(self, context):
+            self.state.update(self.buffer)
     """
 
     @abc.abstractmethod
@@ -589,7 +593,7 @@ class ProcessJoinFunction(Function, Generic[IN, IN2, OUT]):
     ) -> Iterable[OUT] | None: ...
 
 
-# re-exported here for the Flink name ``org.apache.flink...functions.sink.TwoPhaseCommitSinkFunction``
+# re-exported here, where Flink's Java API has it (functions.sink.TwoPhaseCommitSinkFunction)
 from flinklet.datastream.connectors.two_phase_commit import (  # noqa: E402
     TwoPhaseCommitSinkFunction,
 )

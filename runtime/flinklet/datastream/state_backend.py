@@ -35,8 +35,9 @@ class EmbeddedRocksDBStateBackend(StateBackend):
 
     name = "rocksdb"
 
-    def __init__(self, enable_incremental_checkpointing: bool | None = None,
-                 local_dir: str | None = None) -> None:
+    def __init__(
+        self, enable_incremental_checkpointing: bool | None = None, local_dir: str | None = None
+    ) -> None:
         self.incremental = bool(enable_incremental_checkpointing)
         self.local_dir = local_dir
 

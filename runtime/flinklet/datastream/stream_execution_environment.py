@@ -51,8 +51,8 @@ from flinklet.common.job_execution_result import JobExecutionResult
 from flinklet.common.job_status import JobStatus
 from flinklet.common.restart_strategy import RestartStrategyConfiguration, restart_backoff_from
 from flinklet.common.watermark_strategy import WatermarkStrategy
-from flinklet.datastream.connectors.base import Source
 from flinklet.datastream.checkpoint_config import CheckpointConfig
+from flinklet.datastream.connectors.base import Source
 from flinklet.datastream.data_stream import DataStream
 from flinklet.datastream.execution_mode import RuntimeExecutionMode
 from flinklet.errors import ApiUsageError, ConfigurationError
@@ -183,7 +183,7 @@ class JobClient:
         self._result: concurrent.futures.Future[JobExecutionResult] = concurrent.futures.Future()
 
     def get_job_id(self) -> str:
-        return self._job.job_id
+        return str(self._job.job_id)
 
     def get_job_status(self) -> concurrent.futures.Future[JobStatus]:
         f: concurrent.futures.Future[JobStatus] = concurrent.futures.Future()
@@ -204,14 +204,18 @@ class JobClient:
         self, savepoint_directory: str | None = None
     ) -> concurrent.futures.Future[str]:
         """Take a savepoint; the future's result is the savepoint directory."""
-        return self._job.trigger_savepoint(savepoint_directory)
+        future: concurrent.futures.Future[str] = self._job.trigger_savepoint(savepoint_directory)
+        return future
 
     def stop_with_savepoint(
         self, advance_to_end_of_event_time: bool = False, savepoint_directory: str | None = None
     ) -> concurrent.futures.Future[str]:
         """Stop the job with a savepoint. With ``advance_to_end_of_event_time`` (drain) the
         sources end and the final watermark fires every timer and window first."""
-        return self._job.stop_with_savepoint(savepoint_directory, advance_to_end_of_event_time)
+        future: concurrent.futures.Future[str] = self._job.stop_with_savepoint(
+            savepoint_directory, advance_to_end_of_event_time
+        )
+        return future
 
 
 class StreamExecutionEnvironment:

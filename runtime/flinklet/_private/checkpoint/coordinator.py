@@ -11,6 +11,7 @@ commit there). Savepoints are never deleted by the coordinator.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 from collections.abc import Callable
@@ -255,10 +256,10 @@ class CheckpointCoordinator:
         self.trigger_sources(pending)
         if not self.persist_finished_locally:
             return pending
-        for key, final in list(self.finished.items()):
+        for task_key, final in list(self.finished.items()):
             # finished tasks contribute the state they finished with
-            if key in pending.awaiting:
-                self._persist_finished(pending, key, final)
+            if task_key in pending.awaiting:
+                self._persist_finished(pending, task_key, final)
         return pending
 
     def task_finished(self, key: TaskKey, final_snapshots: Any) -> None:
@@ -343,7 +344,9 @@ class CheckpointCoordinator:
         self._last_completion = now
         self.stats.record(self._entry(done, "COMPLETED"))
         if not p.is_savepoint:
-            shared = {f for op in metadata.operators.values() for h in op.subtasks for f in h.shared}
+            shared = {
+                f for op in metadata.operators.values() for h in op.subtasks for f in h.shared
+            }
             if shared:
                 self.shared_registry.register(p.checkpoint_id, shared)
             self.completed.append(done)
@@ -412,10 +415,8 @@ class CheckpointCoordinator:
         log.warning(
             "%s %d of job %s failed: %s", p.kind.title(), p.checkpoint_id, self.job_id, reason
         )
-        try:
+        with contextlib.suppress(StorageError):
             p.storage.delete_prefix("")  # an incomplete checkpoint has no committed metadata
-        except StorageError:
-            pass
         self.notify_aborted(p.checkpoint_id)
         if not p.future.done():
             p.future.set_exception(

@@ -82,7 +82,9 @@ def plan_restore(
                     f"'{entry.name}' cannot be read ({exc})"
                 ) from exc
             snapshots.append(OperatorSnapshot.decode(data, f"{pointer}/{handle.file}"))
-        by_uid[uid] = RestoredOperatorState(snapshots, entry.parallelism, _shared_fetcher(pointer, options))
+        by_uid[uid] = RestoredOperatorState(
+            snapshots, entry.parallelism, _shared_fetcher(pointer, options)
+        )
     return RestorePlan(pointer, metadata, by_uid)
 
 

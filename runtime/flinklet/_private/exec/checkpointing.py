@@ -12,8 +12,8 @@ lets two-phase-commit sinks commit everything.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flinklet._private.checkpoint.coordinator import (
@@ -124,8 +124,10 @@ class TaskCheckpointing:
         uri = shared_uri_of(pointer) if pointer else None
         if uri is None:
             return None
-        return self.resolve_storage(uri) if self.remote else self.coordinator._storage_for(
-            uri, self.coordinator.settings.storage_options
+        return (
+            self.resolve_storage(uri)
+            if self.remote
+            else self.coordinator._storage_for(uri, self.coordinator.settings.storage_options)
         )
 
     def _finished(self, task: Task) -> None:

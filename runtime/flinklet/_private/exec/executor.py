@@ -19,6 +19,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from flinklet._private.checkpoint.coordinator import CheckpointCoordinator, CheckpointSettings
+from flinklet._private.checkpoint.restore import RestorePlan, plan_restore
+from flinklet._private.exec.checkpointing import TaskCheckpointing
 from flinklet._private.exec.context import OperatorEnv
 from flinklet._private.exec.operators import Output, StreamOperator
 from flinklet._private.exec.sinks import CollectBuffer
@@ -31,11 +34,7 @@ from flinklet._private.network.partitioners import RecordWriter
 from flinklet._private.state.backend import OperatorStateBackend
 from flinklet._private.state.heap import HeapKeyedStateBackend
 from flinklet._private.state.keygroups import KeyGroupRange, key_group_range_for_operator
-from flinklet._private.checkpoint.restore import RestorePlan
 from flinklet.common.job_status import JobStatus
-from flinklet._private.checkpoint.coordinator import CheckpointCoordinator, CheckpointSettings
-from flinklet._private.checkpoint.restore import plan_restore
-from flinklet._private.exec.checkpointing import TaskCheckpointing
 from flinklet.errors import (
     CheckpointError,
     JobCancelledError,
@@ -367,13 +366,22 @@ class LocalJob:
         self.allow_non_restored_state = allow_non_restored_state
         self.checkpoint_settings = checkpoint_settings or CheckpointSettings()
         operators = {
-            n.uid: (n.name, n.parallelism, n.max_parallelism, any(k is not None for k in n.key_selectors))
+            n.uid: (
+                n.name,
+                n.parallelism,
+                n.max_parallelism,
+                any(k is not None for k in n.key_selectors),
+            )
             for v in job_graph.vertices
             for n in v.nodes
         }
         self.coordinator = CheckpointCoordinator(
-            self.job_id, job_graph.job_name, self.checkpoint_settings, operators,
-            _storage_for, wall_clock_ms,
+            self.job_id,
+            job_graph.job_name,
+            self.checkpoint_settings,
+            operators,
+            _storage_for,
+            wall_clock_ms,
         )
         self._requests: queue.SimpleQueue[tuple[str, Any, Future[str]]] = queue.SimpleQueue()
         self._stopping: tuple[Any, Future[str]] | None = None
@@ -404,8 +412,11 @@ class LocalJob:
                     if isinstance(exc, UserFunctionError):
                         exc.job_id = self.job_id
                     self.exceptions.append(
-                        {"timestamp": wall_clock_ms(), "exception": str(exc),
-                         "taskName": getattr(exc, "operator_name", "checkpointing")}
+                        {
+                            "timestamp": wall_clock_ms(),
+                            "exception": str(exc),
+                            "taskName": getattr(exc, "operator_name", "checkpointing"),
+                        }
                     )
                     if isinstance(exc, SavepointRestoreError) or not self._may_restart():
                         self.status = JobStatus.FAILED
@@ -415,7 +426,9 @@ class LocalJob:
                     delay = self.settings.restart_backoff.backoff_ms()
                     log.warning(
                         "Job %s failed (%s); restarting in %d ms from %s (%s)",
-                        self.job_id, getattr(exc, "operator_name", exc), delay,
+                        self.job_id,
+                        getattr(exc, "operator_name", exc),
+                        delay,
                         self.coordinator.latest.pointer if self.coordinator.latest else "scratch",
                         self.settings.restart_backoff.describe(),
                     )
@@ -452,13 +465,20 @@ class LocalJob:
         latest = self.coordinator.latest
         if latest is not None:
             plan = plan_restore(
-                latest.storage, latest.pointer, self.job_graph, True, latest.metadata,
+                latest.storage,
+                latest.pointer,
+                self.job_graph,
+                True,
+                latest.metadata,
                 options=self.checkpoint_settings.storage_options,
             )
         elif self.restore_from is not None:
             storage, pointer = _open_pointer(self.restore_from, self.checkpoint_settings)
             plan = plan_restore(
-                storage, pointer, self.job_graph, self.allow_non_restored_state,
+                storage,
+                pointer,
+                self.job_graph,
+                self.allow_non_restored_state,
                 options=self.checkpoint_settings.storage_options,
             )
         else:
@@ -467,8 +487,10 @@ class LocalJob:
         self.coordinator.next_id = max(self.coordinator.next_id, plan.metadata.checkpoint_id + 1)
         self.coordinator.stats.restored += 1
         self.coordinator.stats.latest_restored = {
-            "id": plan.metadata.checkpoint_id, "restore_timestamp": wall_clock_ms(),
-            "is_savepoint": plan.metadata.is_savepoint, "external_path": plan.pointer,
+            "id": plan.metadata.checkpoint_id,
+            "restore_timestamp": wall_clock_ms(),
+            "is_savepoint": plan.metadata.is_savepoint,
+            "external_path": plan.pointer,
         }
         return plan
 
@@ -480,8 +502,13 @@ class LocalJob:
         channels = build_channels(self.job_graph, self.settings.channel_capacity)
         try:
             deployment = deploy_tasks(
-                self.job_id, self.job_graph, self.settings, self.attempt, channels,
-                registry=self.registry, restore=plan,
+                self.job_id,
+                self.job_graph,
+                self.settings,
+                self.attempt,
+                channels,
+                registry=self.registry,
+                restore=plan,
             )
         except (UserFunctionError, SavepointRestoreError, JobCancelledError):
             raise
@@ -490,7 +517,9 @@ class LocalJob:
             tb = user_traceback(exc)
             raise UserFunctionError(
                 f"Restoring the operators' state failed: {type(exc).__name__}: {exc}\n{tb}",
-                "restore", 0, tb,
+                "restore",
+                0,
+                tb,
             ) from exc
         self.deployment = deployment
         scheduler = Scheduler(deployment.tasks, self.settings)

@@ -203,9 +203,7 @@ class StreamOperator:
                     kg_range = env.keyed_backend.key_group_range
                     max_p = env.max_parallelism
                     for t in restored.timers:
-                        timers.restore(
-                            t, lambda key: assign_to_key_group(key, max_p) in kg_range
-                        )
+                        timers.restore(t, lambda key: assign_to_key_group(key, max_p) in kg_range)
             if env.operator_state is not None:
                 env.operator_state.restore(restored.operator, env.subtask_index, env.parallelism)
             self.initialize_state(restored)
@@ -217,7 +215,7 @@ class StreamOperator:
             hook(InitializationContext(restored is not None, env, self.runtime_context))
 
     def _restore_keyed(self, restored: Any) -> None:
-        backend = self.env.keyed_backend
+        backend: Any = self.env.keyed_backend
         manifests = restored.incremental
         if manifests and hasattr(backend, "restore_incremental"):
             backend.restore_incremental(manifests, restored.fetch_shared)
@@ -228,7 +226,9 @@ class StreamOperator:
         if manifests:  # incremental RocksDB state into another backend: convert it
             from flinklet._private.state.rocksdb import incremental_to_keyed_snapshot
 
-            snapshots += [incremental_to_keyed_snapshot(m, restored.fetch_shared) for m in manifests]
+            snapshots += [
+                incremental_to_keyed_snapshot(m, restored.fetch_shared) for m in manifests
+            ]
         backend.restore(snapshots)
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

@@ -92,9 +92,7 @@ def build_stream_graph(
     # (transformation id) -> list of (node, partitioner|None, tag|None) producing it
     resolved: dict[int, list[_Producer]] = {}
 
-    def visit(
-        t: Transformation, path: str
-    ) -> list[_Producer]:
+    def visit(t: Transformation, path: str) -> list[_Producer]:
         if t.id in resolved:
             return resolved[t.id]
         if isinstance(t, PartitionTransformation):

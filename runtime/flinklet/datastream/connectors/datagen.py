@@ -76,7 +76,6 @@ class DataGeneratorSource(Source):
             None if rate is None else rate / parallelism,
         )
 
-
     def restore_positions(self, positions: list[Any], subtask_index: int, parallelism: int) -> Any:
         live = [p for p in positions if p is not None]
         if not live:
@@ -122,9 +121,7 @@ class _GeneratorReader(SourceReader):
         indices = range(self.next, stop, self.stride)
         if self._filters:
             filters = self._filters
-            out = [
-                fn(i) for i in indices if all(i >= nexts[i % s] for s, nexts in filters)
-            ]
+            out = [fn(i) for i in indices if all(i >= nexts[i % s] for s, nexts in filters)]
             if stop >= max(max(nexts) for _s, nexts in filters):
                 self._filters = []
         else:
