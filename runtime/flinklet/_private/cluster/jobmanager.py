@@ -609,6 +609,7 @@ class JobManager:
             if inner[0] == "heartbeat":
                 slot.last_heartbeat = time.monotonic()
                 slot.tasks = inner[2]
+                self._record_task_metrics(inner[2])
                 return
             job = self.jobs.get(inner[1])
             if job is not None:
@@ -627,6 +628,26 @@ class JobManager:
                 job.handle_request(message)
             elif kind != "job_cancel":
                 message[-1].set_exception(CheckpointError(f"unknown job {message[1]}"))
+
+    def _record_task_metrics(self, reports: dict[str, list[dict[str, Any]]]) -> None:
+        """Task counters reported by slots, as the job's metrics (Flink's names)."""
+        from flinklet._private.metrics import Gauge
+
+        for key, tasks in reports.items():
+            job_id, _, _attempt = key.partition(":")
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            for r in tasks:
+                scope = f"{job_id}.task.{r['vertex_id']}.{r['subtask']}"
+                values = {
+                    "numRecordsIn": r["records_in"],
+                    "numRecordsOut": r["records_out"],
+                    "backPressuredSteps": r["backpressured"],
+                    "currentInputWatermark": r["watermark"],
+                }
+                for name, value in values.items():
+                    job.registry.register(f"{scope}.{name}", Gauge(lambda v=value: v))
 
     def _slot_lost(self, slot_id: str, reason: str) -> None:
         slot = self.slots.get(slot_id)

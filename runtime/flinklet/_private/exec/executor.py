@@ -29,6 +29,7 @@ from flinklet._private.exec.task import Task, failing_operator, user_traceback
 from flinklet._private.exec.timers import ProcessingTimeService, wall_clock_ms
 from flinklet._private.graph.stream_graph import JobEdge, JobGraph, JobVertex, is_chainable
 from flinklet._private.metrics import MetricRegistry, TaskMetricGroup
+from flinklet._private.metrics.task_metrics import register_task_metrics, task_metric_group
 from flinklet._private.network.channels import InputGate, LocalChannel
 from flinklet._private.network.partitioners import RecordWriter
 from flinklet._private.state.backend import OperatorStateBackend
@@ -147,6 +148,7 @@ def deploy_tasks(
             task, ops = _build_task(
                 job_id, v, idx, settings, attempt, channels, registry, clock, restore
             )
+            register_task_metrics(task, task_metric_group(registry, job_id, task))
             tasks.append(task)
             for node, op in ops.items():
                 by_uid[(node, idx)] = op
