@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe_machine"]
+__all__ = ["describe_machine", "load_average", "machine_summary"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,15 @@ def _git(*args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: how busy the machine was (other processes
+    compete with the benchmark for its cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def describe_machine() -> dict[str, Any]:
     """CPU, cores, memory, OS, interpreter, and the commit of the measured runtime."""
     import flinklet
@@ -76,6 +85,7 @@ def describe_machine() -> dict[str, Any]:
         "flinklet_version": flinklet.__version__,
         "git_commit": _git("rev-parse", "--short", "HEAD"),
         "runtime_uncommitted_changes": bool(dirty) if dirty is not None else None,
+        "load_average_start": load_average(),
     }
 
 
@@ -85,4 +95,6 @@ def machine_summary(machine: dict[str, Any]) -> str:
     if machine.get("memory_gib") is not None:
         parts.append(f"{machine['memory_gib']} GiB RAM")
     parts += [str(machine.get("python")), str(machine.get("os"))]
+    if machine.get("load_average_start"):
+        parts.append("load average " + " ".join(map(str, machine["load_average_start"])))
     return ", ".join(parts)

@@ -253,8 +253,9 @@ def _builtin_peers() -> list[Peer]:
             requirements=("apache-flink==2.3.0",),
             check="import pyflink.datastream, subprocess; "
             "subprocess.run(['java', '-version'], check=True, capture_output=True)",
-            # a PyFlink job over Python functions runs at ~10-30 k records/s here (and
-            # takes seconds to start): 100,000 records keep a workload near a minute
+            # a PyFlink job takes 10-15 s to start here (mini-cluster, Python worker) and
+            # runs Python functions at ~10-20 k records/s: 100,000 records keep each
+            # workload near a minute
             max_records=(100_000, 20_000),
             max_repeats=2,
             needs_java=True,
@@ -264,8 +265,9 @@ def _builtin_peers() -> list[Peer]:
             "bytewax",
             requirements=("bytewax==0.21.1",),
             check="import bytewax.dataflow, bytewax.testing",
-            max_records=(1_000_000, 100_000),
-            max_repeats=3,
+            # Bytewax's event-time windows run at ~6 k records/s here
+            max_records=(100_000, 20_000),
+            max_repeats=2,
         ),
     ]
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import MissingDependencyError
+from benchmarks.experiments import ExperimentResult
 from benchmarks.machine import machine_summary
-from benchmarks.peers import registered_peers
 from benchmarks.runner import WorkloadResult
 
 __all__ = ["Run", "check_plotting", "write_run"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -33,6 +33,9 @@ class Run:
     repeats: int
     machine: dict[str, Any]
     results: list[WorkloadResult] = field(default_factory=list)
+    experiments: list[ExperimentResult] = field(default_factory=list)
+    peers_requested: list[str] = field(default_factory=list)
+    peer_status: dict[str, str] = field(default_factory=dict)  # name -> "ready" or why not
     duration_s: float = 0.0
 
     @property
@@ -52,6 +55,8 @@ class Run:
             "duration_s": round(self.duration_s, 3),
             "machine": self.machine,
             "workloads": [r.to_json() for r in self.results],
+            "peers": {"requested": self.peers_requested, "status": self.peer_status},
+            "experiments": [x.to_json() for x in self.experiments],
         }
 
 
@@ -78,7 +83,9 @@ def write_run(run: Run, results_dir: Path = RESULTS_DIR, plots: bool = True) -> 
         path.write_text(payload, encoding="utf-8")
     images: list[str] = []
     if plots:
-        images = _plot(run, results_dir)
+        from benchmarks.plots import plot_run
+
+        images = plot_run(run, results_dir)
         written += [results_dir / name for name in images]
     report = results_dir / "report.md"
     report.write_text(render_markdown(run, images), encoding="utf-8")
@@ -93,6 +100,10 @@ def _rate(value: float) -> str:
     return f"{value / 1e6:.2f} M" if value >= 1e6 else f"{value / 1e3:.0f} k"
 
 
+def _loads(values: list[float] | None) -> str:
+    return "?" if not values else " / ".join(f"{v:.2f}" for v in values)
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -105,6 +116,9 @@ def render_markdown(run: Run, images: list[str]) -> str:
         f"- run: {run.started_at}, mode **{run.mode}**, best of {run.repeats} "
         f"(after a warm-up), {run.duration_s:.0f} s in all",
         f"- machine: {machine_summary(m)}",
+        f"- load average (1, 5, 15 min): {_loads(m.get('load_average_start'))} at the start, "
+        f"{_loads(m.get('load_average_end'))} at the end ({m.get('cores')} cores: a load above "
+        f"that means other processes competed for them)",
         f"- runtime: flinklet {m.get('flinklet_version')} at commit {m.get('git_commit')}"
         + (" with uncommitted changes" if m.get("runtime_uncommitted_changes") else ""),
         "- ratio = engine time / baseline time, both measured in this run "
@@ -132,26 +146,106 @@ def render_markdown(run: Run, images: list[str]) -> str:
                 f"| **FAILED** |"
             )
     lines.append("")
-    for image in images:
-        lines += [f"![{image}]({image})", ""]
+    for image in ("ratios.png", "repeats.png"):
+        if image in images:
+            lines += [f"![{image}]({image})", ""]
+    lines += _peers_section(run, images)
+    lines += _experiments_section(run, images)
     lines += ["## Workloads", ""]
     for r in run.results:
         lines += _workload_section(r)
-    lines += ["## Peers", ""]
-    peers = registered_peers()
-    if not peers:
-        lines += [
-            "No peer is registered yet; `benchmarks/peers.py` says how to add one "
-            "(PyFlink, Bytewax, ... in their own virtualenvs).",
+    return "\n".join(lines)
+
+
+def _peers_section(run: Run, images: list[str]) -> list[str]:
+    lines = ["## Peers", ""]
+    if not run.peers_requested:
+        return [
+            *lines,
+            "No peer was asked for: `--peers pyflink,bytewax` (or `--all`) installs and runs them.",
             "",
         ]
-    else:
-        for r in run.results:
-            for p in r.peers:
-                ratio = f"{p.ratio_best:.2f}x" if p.ratio_best is not None else "-"
-                lines.append(f"- `{r.workload.name}` / {p.name}: {p.status} {ratio} {p.detail}")
+    for name in run.peers_requested:
+        lines.append(f"- {name}: {run.peer_status.get(name, '?')}")
+    lines += [
+        "",
+        "Each peer runs the workload in its own virtualenv; its ratio is its time over the "
+        "plain loop's over the same records, in this run (the peer may run fewer records "
+        "than the engine: the loop is then timed again over the peer's count).",
+        "",
+        "| workload | Flinklet ratio | peer | records | peer best s | peer ratio | "
+        "peer / Flinklet | status |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in run.results:
+        for p in r.peers:
+            if p.ratio_best is not None and p.timing is not None:
+                vs = f"{p.ratio_best / r.ratio_best:.1f}x" if r.ratio_best else "-"
+                lines.append(
+                    f"| `{r.workload.name}` | {_ratio(r.ratio_best)} | {p.name} | "
+                    f"{p.records:,} | {p.timing.best:.2f} | **{p.ratio_best:.1f}x** | {vs} | ok |"
+                )
+            else:
+                detail = p.detail.splitlines()[0][:120] if p.detail else ""
+                lines.append(
+                    f"| `{r.workload.name}` | {_ratio(r.ratio_best)} | {p.name} | - | - | - | - "
+                    f"| {p.status}: {detail} |"
+                )
+    lines.append("")
+    if "peers.png" in images:
+        lines += ["![peers.png](peers.png)", ""]
+    return lines
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "bytes":
+        return f"{value / 1e6:.2f} MB" if value >= 1e6 else f"{value / 1e3:.1f} kB"
+    if unit == "rec/s":
+        return f"{_rate(value)} rec/s"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    return f"{value:.3g} {unit}"
+
+
+def _experiments_section(run: Run, images: list[str]) -> list[str]:
+    lines = ["## System experiments", ""]
+    if not run.experiments:
+        return [*lines, "None ran (`--no-experiments`, or `--only` named none).", ""]
+    lines += [
+        "Every figure is held against a baseline measured in the same run; ratio = value / "
+        "baseline (the arrow says which way is better).",
+        "",
+    ]
+    for x in run.experiments:
+        e = x.experiment
+        lines += [f"### {e.title} (`{e.name}`, {e.group})", ""]
+        if x.status == "skipped":
+            lines += [f"Skipped: {x.error}", ""]
+            continue
+        if x.status == "failed":
+            lines += ["**FAILED**:", "", "```", x.error or "", "```", ""]
+            continue
+        lines += [
+            "| figure | value | baseline | ratio | detail |",
+            "| --- | ---: | --- | ---: | --- |",
+        ]
+        for f in x.figures:
+            arrow = "↑" if f.better == "higher" else "↓"
+            lines.append(
+                f"| {f.label} | {_value(f.value, f.unit)} | {f.baseline_label}: "
+                f"{_value(f.baseline, f.unit)} | **{_ratio(f.ratio)}** {arrow} | {f.detail} |"
+            )
         lines.append("")
-    return "\n".join(lines)
+        for note in x.notes:
+            lines.append(f"- {note}")
+        if x.notes:
+            lines.append("")
+        image = f"experiment-{e.name}.png"
+        if image in images:
+            lines += [f"![{image}]({image})", ""]
+    return lines
 
 
 def _times(seconds: tuple[float, ...]) -> str:
@@ -177,82 +271,3 @@ def _workload_section(r: WorkloadResult) -> list[str]:
         "",
     ]
     return lines
-
-
-# --------------------------------------------------------------------------- plots
-
-
-_LOG_TICKS = (0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100)
-
-
-def _plot(run: Run, results_dir: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
-    ok = [r for r in run.results if r.ok]
-    if not ok:
-        return []
-    names = [r.workload.name for r in ok]
-    title_tail = f"{run.mode} mode, {run.machine.get('cores')} cores, {run.started_at}"
-
-    # ratios.png: best ratio per workload (and peer), the target as a dashed marker
-    fig, ax = plt.subplots(figsize=(8, 0.7 * len(ok) + 2.2))
-    ys = list(range(len(ok)))
-    ratios = [r.ratio_best or 0.0 for r in ok]
-    colors = ["tab:green" if r.target_met else "tab:red" for r in ok]
-    ax.barh(ys, ratios, color=colors, height=0.5)
-    peer_names = sorted({p.name for r in ok for p in r.peers if p.ratio_best is not None})
-    markers = dict(zip(peer_names, "Dso^v<>P*X", strict=False))
-    for y, r in zip(ys, ok, strict=True):
-        ax.plot([r.workload.target_ratio] * 2, [y - 0.35, y + 0.35], "k--", lw=1.2)
-        ax.text(
-            (r.ratio_best or 0),
-            y,
-            f" {r.ratio_best:.2f}x",
-            va="center",
-            fontsize=9,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.8},
-        )
-        for p in r.peers:
-            if p.ratio_best is not None:
-                ax.plot(p.ratio_best, y, markers[p.name], color="black")
-    ax.axvline(1.0, color="grey", lw=0.8)
-    handles = [
-        Patch(color="tab:green", label="Flinklet, target met"),
-        Patch(color="tab:red", label="Flinklet, target missed"),
-        Line2D([], [], color="black", ls="--", label="target"),
-    ] + [Line2D([], [], color="black", ls="", marker=markers[n], label=n) for n in peer_names]
-    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4)
-    ax.set_yticks(ys, names)
-    ax.invert_yaxis()
-    ax.set_xlabel("engine time / plain-loop time (lower is better; dashed: target)")
-    ax.set_title(f"Flinklet vs plain Python loop — {title_tail}", fontsize=10)
-    ax.set_xlim(0, max([*ratios, *(r.workload.target_ratio for r in ok)]) * 1.2)
-    fig.tight_layout()
-    fig.savefig(results_dir / "ratios.png", dpi=110)
-    plt.close(fig)
-
-    # repeats.png: the ratio of each repeat, to show how stable the figures are
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for r in ok:
-        per = r.ratios
-        ax.plot(range(1, len(per) + 1), per, "o-", label=r.workload.name)
-    ax.set_xlabel("repeat")
-    ax.set_ylabel("engine time / plain-loop time (log)")
-    ax.set_xticks(range(1, run.repeats + 1))
-    ax.set_yscale("log")
-    lo, hi = ax.get_ylim()
-    ax.yaxis.set_major_locator(FixedLocator([t for t in _LOG_TICKS if lo <= t <= hi]))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_title(f"Ratio per repeat — {title_tail}", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(results_dir / "repeats.png", dpi=110)
-    plt.close(fig)
-    return ["ratios.png", "repeats.png"]

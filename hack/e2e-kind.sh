@@ -33,8 +33,8 @@ RUNTIME_IMAGE=flinklet-runtime:$IMAGE_TAG
 OPERATOR_IMAGE=flinklet-operator:$IMAGE_TAG
 OPERATOR_NS=flinklet-system
 JOBS_NS=flinklet-jobs
-RELEASE=flinklet
-OPERATOR_DEPLOYMENT=$RELEASE-flinklet-operator
+RELEASE=flinklet-operator
+OPERATOR_DEPLOYMENT=flinklet-operator
 TIMEOUT=${TIMEOUT:-300}
 REST_PORT=${REST_PORT:-8081}
 

@@ -6,12 +6,13 @@ Service, ``http://<name>-rest.<namespace>:8081``; tests point the URL template e
 :class:`~flinklet_operator.errors.JobManagerUnavailableError` (not reachable, 502/503/504)
 or :class:`~flinklet_operator.errors.JobManagerRequestError` (any other error status).
 
->>> client = HttpJobManager("http://127.0.0.1:9")  # nothing listens there
->>> try:
-...     client.list_jobs()
-... except JobManagerUnavailableError as exc:
-...     print(type(exc).__name__)
-JobManagerUnavailableError
+>>> import httpx
+>>> def answer(request: httpx.Request) -> httpx.Response:
+...     return httpx.Response(200, json={"jobs": [
+...         {"jid": "a1", "name": "wc", "state": "RUNNING", "start-time": 1, "parallelism": 2}]})
+>>> client = HttpJobManager("http://wc-rest.jobs:8081", transport=httpx.MockTransport(answer))
+>>> [(job.job_id, job.state, job.parallelism) for job in client.list_jobs()]
+[('a1', 'RUNNING', 2)]
 >>> client.close()
 """
 

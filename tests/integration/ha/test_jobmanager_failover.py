@@ -121,13 +121,14 @@ class HaCluster:
             raise AssertionError(f"{name} did not log its REST address:\n{text[-2000:]}")
         return f"http://{match.group(1)}:{match.group(2)}"
 
-    def kill(self, name: str) -> float:
-        os.kill(self.procs[name].pid, signal.SIGKILL)
+    def signal(self, name: str, sig: signal.Signals) -> float:
+        os.kill(self.procs[name].pid, sig)
         return time.time()
 
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
                 proc.terminate()
         for proc in self.procs.values():
             try:
@@ -162,9 +163,12 @@ def readyz(url: str) -> int:
         return 0
 
 
-def test_job_survives_sigkill_of_the_leading_jobmanager_exactly_once(
-    ha_cluster: HaCluster,
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["kill", "stop"])
+def test_job_survives_loss_of_the_leading_jobmanager_exactly_once(
+    ha_cluster: HaCluster, sig: signal.Signals
 ) -> None:
+    """SIGKILL: the leader is gone. SIGSTOP: the leader hangs (its connections stay open)
+    and, resumed after the job finished elsewhere, finds itself deposed and exits."""
     c = ha_cluster
     c.start_jobmanager("jm-a")
     leader = wait_for("jm-a leads", c.leader, timeout=30)
@@ -187,7 +191,7 @@ def test_job_survives_sigkill_of_the_leading_jobmanager_exactly_once(
     assert record["args"][2:] == [str(TOTAL), str(RATE)]
     assert len(committed_lines(c.out)) < TOTAL  # the job is midway
 
-    killed_at = c.kill("jm-a")
+    killed_at = c.signal("jm-a", sig)
     new_leader = wait_for(
         "jm-b takes over",
         lambda: (lead := c.leader()) and lead["identity"].startswith("jm-b-") and lead,
@@ -209,7 +213,8 @@ def test_job_survives_sigkill_of_the_leading_jobmanager_exactly_once(
     )
     finished_s = time.time() - killed_at
     print(
-        f"\nJobManager failover: new leader after {took_over_s:.2f} s, job running again after "
+        f"\nJobManager failover ({sig.name}): new leader after {took_over_s:.2f} s, job running "
+        f"again after "
         f"{resumed_s:.2f} s, finished {finished_s:.2f} s after the kill"
     )
     assert took_over_s <= LEASE_S + DEADLINE_S + 2 * RETRY_S
@@ -221,3 +226,11 @@ def test_job_survives_sigkill_of_the_leading_jobmanager_exactly_once(
     expected = Counter(f"{k},{n}" for k in range(KEYS) for n in range(1, TOTAL // KEYS + 1))
     assert Counter(lines) == expected  # exactly once: nothing lost, nothing twice
     assert not [p for p in c.out.rglob(".*inprogress*")]
+
+    if sig == signal.SIGSTOP:  # the old leader wakes up deposed: it must step down and exit
+        c.signal("jm-a", signal.SIGCONT)
+        assert c.procs["jm-a"].wait(30) == 1
+        assert "lost leadership" in (c.logs / "jm-a.log").read_text()
+        assert c.leader() == new_leader
+        assert c.job() == final
+        assert Counter(committed_lines(c.out)) == expected

@@ -3,6 +3,7 @@ StubJobManager and the operator process (``python -m flinklet_operator``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -61,24 +62,26 @@ def delete_namespace(cluster: ControlPlane, name: str) -> None:
     except KubeHTTPError:
         items = []
     for item in items:
-        try:
+        with contextlib.suppress(KubeHTTPError):
             cluster.http.patch(
                 f"{FJ_PATH.format(ns=name)}/{item['metadata']['name']}",
                 {"metadata": {"finalizers": None}},
             )
-        except KubeHTTPError:
-            pass
-    try:
+    with contextlib.suppress(KubeHTTPError):
         cluster.http.delete(f"/api/v1/namespaces/{name}")
-    except KubeHTTPError:
-        pass
 
 
 class OperatorProcess:
     """``python -m flinklet_operator`` against the test cluster."""
 
-    def __init__(self, cluster: ControlPlane, stub: StubJobManager, log_dir: Path,
-                 watch: str, name: str = "flinklet-operator") -> None:
+    def __init__(
+        self,
+        cluster: ControlPlane,
+        stub: StubJobManager,
+        log_dir: Path,
+        watch: str,
+        name: str = "flinklet-operator",
+    ) -> None:
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         env = {
@@ -110,11 +113,14 @@ class OperatorProcess:
         self.process.start()
 
         def live() -> bool:
-            return httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz",
-                             timeout=1).status_code == 200
+            return (
+                httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1).status_code
+                == 200
+            )
 
-        wait_for("the operator's liveness endpoint", live, timeout=60,
-                 check=self.process.check_alive)
+        wait_for(
+            "the operator's liveness endpoint", live, timeout=60, check=self.process.check_alive
+        )
 
     def stop(self) -> None:
         self.process.stop()
@@ -133,8 +139,9 @@ def cluster(k8s_full_control_plane: ControlPlane) -> ControlPlane:
 
 
 @pytest.fixture(scope="module")
-def stub(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[StubJobManager]:
+def stub(
+    cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StubJobManager]:
     kube = KubeHTTP.from_kubeconfig(cluster.kubeconfig)
     with StubJobManager(kube, tmp_path_factory.mktemp("stub-savepoints")) as server:
         yield server
@@ -142,10 +149,12 @@ def stub(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: ControlPlane, stub: StubJobManager,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster, stub, tmp_path_factory.mktemp("operator"),
-                              watch=f"{WATCHED_PREFIX}*")
+def operator(
+    cluster: ControlPlane, stub: StubJobManager, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        cluster, stub, tmp_path_factory.mktemp("operator"), watch=f"{WATCHED_PREFIX}*"
+    )
     process.start()
     try:
         yield process
@@ -178,8 +187,12 @@ def sleeper_template() -> dict[str, Any]:
 
 
 def flinkjob(name: str, savepoint_root: Path, **spec: Any) -> dict[str, Any]:
-    job = {"entrypoint": "examples.word_count:main", "parallelism": 2,
-           "upgradeMode": "savepoint", **spec.pop("job", {})}
+    job = {
+        "entrypoint": "examples.word_count:main",
+        "parallelism": 2,
+        "upgradeMode": "savepoint",
+        **spec.pop("job", {}),
+    }
     body: dict[str, Any] = {
         "apiVersion": "flinklet.io/v1alpha1",
         "kind": "FlinkJob",
@@ -189,8 +202,10 @@ def flinkjob(name: str, savepoint_root: Path, **spec: Any) -> dict[str, Any]:
             "job": job,
             "jobManager": {"podTemplate": sleeper_template()},
             "taskManager": {"podTemplate": sleeper_template()},
-            "checkpointStorage": {"checkpointDir": f"file://{savepoint_root}/{name}/checkpoints",
-                                  "savepointDir": f"file://{savepoint_root}/{name}/savepoints"},
+            "checkpointStorage": {
+                "checkpointDir": f"file://{savepoint_root}/{name}/checkpoints",
+                "savepointDir": f"file://{savepoint_root}/{name}/savepoints",
+            },
             **spec,
         },
     }

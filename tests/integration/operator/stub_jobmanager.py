@@ -190,8 +190,14 @@ class StubJobManager:
             return self._route(method, rest, parsed.query, body, job, namespace, name)
 
     def _route(
-        self, method: str, rest: list[str], query: str, body: dict[str, Any], job: StubJob,
-        namespace: str, name: str,
+        self,
+        method: str,
+        rest: list[str],
+        query: str,
+        body: dict[str, Any],
+        job: StubJob,
+        namespace: str,
+        name: str,
     ) -> tuple[int, Any]:
         if rest in (["healthz"], ["readyz"]):
             return 200, {"status": "ok"}
@@ -199,8 +205,12 @@ class StubJobManager:
             return 200, {"taskmanagers": 1, "slots-total": job.parallelism, "jobs-running": 1}
         if rest == ["jobs", "overview"]:
             jobs = [
-                {"jid": inc.job.job_id, "name": name, "state": inc.job.state,
-                 "start-time": inc.job.start_time}
+                {
+                    "jid": inc.job.job_id,
+                    "name": name,
+                    "state": inc.job.state,
+                    "start-time": inc.job.start_time,
+                }
                 for inc in self.incarnations.get((namespace, name), [])
             ]
             return 200, {"jobs": jobs}
@@ -208,16 +218,26 @@ class StubJobManager:
             return 404, {"errors": [f"no job {'/'.join(rest)}"]}
         tail = rest[2:]
         if method == "GET" and not tail:
-            return 200, {"jid": job.job_id, "state": job.state,
-                         "vertices": [{"parallelism": job.parallelism}]}
+            return 200, {
+                "jid": job.job_id,
+                "state": job.state,
+                "vertices": [{"parallelism": job.parallelism}],
+            }
         if method == "PATCH" and not tail and "mode=cancel" in query:
             job.state = "CANCELED"
             return 202, {}
         if method == "GET" and tail == ["checkpoints"]:
             path = f"file://{self.savepoint_root}/{namespace}/{name}/{job.job_id}/chk-1"
-            return 200, {"counts": {"completed": 1},
-                         "latest": {"completed": {"id": 1, "external_path": path,
-                                                  "latest_ack_timestamp": job.start_time + 1}}}
+            return 200, {
+                "counts": {"completed": 1},
+                "latest": {
+                    "completed": {
+                        "id": 1,
+                        "external_path": path,
+                        "latest_ack_timestamp": job.start_time + 1,
+                    }
+                },
+            }
         if method == "GET" and tail == ["exceptions"]:
             return 200, {"root-exception": "RuntimeError: injected by StubJobManager"}
         if method == "POST" and tail in (["savepoints"], ["stop"]):
@@ -247,8 +267,10 @@ class StubJobManager:
                 if trigger.stop:
                     trigger.job.state = "FINISHED"
         if trigger.failure is not None:
-            return 200, {"status": {"id": "COMPLETED"},
-                         "operation": {"failure-cause": {"stack-trace": trigger.failure}}}
+            return 200, {
+                "status": {"id": "COMPLETED"},
+                "operation": {"failure-cause": {"stack-trace": trigger.failure}},
+            }
         return 200, {"status": {"id": "COMPLETED"}, "operation": {"location": trigger.location}}
 
     def _write_savepoint(self, trigger: Trigger) -> str:

@@ -25,7 +25,6 @@ from flinklet_operator.resources import (
     build_taskmanager_deployment,
 )
 from tests.infra.controlplane import ControlPlane
-from tests.infra.kubehttp import KubeHTTPError
 from tests.infra.procs import wait_for
 from tests.integration.operator.conftest import (
     FJ_PATH,
@@ -51,8 +50,11 @@ def deployment(cluster: ControlPlane, namespace: str, name: str) -> dict[str, An
 
 def events(cluster: ControlPlane, namespace: str, name: str = "wc") -> list[str]:
     items = cluster.http.get(f"/api/v1/namespaces/{namespace}/events")["items"]
-    return [e["reason"] for e in items if e["involvedObject"].get("name") == name
-            and e["involvedObject"].get("kind") == "FlinkJob"]
+    return [
+        e["reason"]
+        for e in items
+        if e["involvedObject"].get("name") == name and e["involvedObject"].get("kind") == "FlinkJob"
+    ]
 
 
 def wait_events(cluster: ControlPlane, namespace: str, *reasons: str, name: str = "wc") -> None:
@@ -85,8 +87,10 @@ def wait_status(
     except TimeoutError as exc:
         body = cluster.http.get_or_none(fj_url(namespace, name))
         status = yaml.safe_dump((body or {}).get("status"), sort_keys=False)
-        pytest.fail(f"{exc}\nstatus:\n{status}\nevents: {events(cluster, namespace, name)}\n"
-                    f"operator log:\n{operator.log(80)}")
+        pytest.fail(
+            f"{exc}\nstatus:\n{status}\nevents: {events(cluster, namespace, name)}\n"
+            f"operator log:\n{operator.log(80)}"
+        )
 
 
 def lifecycle(state: str) -> Callable[[dict[str, Any]], bool]:
@@ -97,11 +101,18 @@ def create(cluster: ControlPlane, namespace: str, body: dict[str, Any]) -> None:
     cluster.http.post(FJ_PATH.format(ns=namespace), body)
 
 
-def stable(cluster: ControlPlane, operator: OperatorProcess, namespace: str,
-           body: dict[str, Any]) -> dict[str, Any]:
+def stable(
+    cluster: ControlPlane, operator: OperatorProcess, namespace: str, body: dict[str, Any]
+) -> dict[str, Any]:
     create(cluster, namespace, body)
-    return wait_status(cluster, operator, namespace, "the FlinkJob to be STABLE",
-                       lifecycle("STABLE"), name=body["metadata"]["name"])
+    return wait_status(
+        cluster,
+        operator,
+        namespace,
+        "the FlinkJob to be STABLE",
+        lifecycle("STABLE"),
+        name=body["metadata"]["name"],
+    )
 
 
 @pytest.fixture
@@ -110,7 +121,10 @@ def root(stub: StubJobManager, namespace: str) -> Path:
 
 
 def test_apply_creates_children_with_the_right_specs_and_reports_status(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
     body = stable(cluster, operator, namespace, flinkjob("wc", root))
@@ -129,22 +143,35 @@ def test_apply_creates_children_with_the_right_specs_and_reports_status(
         assert got["spec"]["strategy"] == {"type": "Recreate"}
         got_c = got["spec"]["template"]["spec"]["containers"][0]
         want_c = want["spec"]["template"]["spec"]["containers"][0]
-        for key in ("image", "command", "args", "env", "resources", "securityContext",
-                    "volumeMounts"):
+        for key in (
+            "image",
+            "command",
+            "args",
+            "env",
+            "resources",
+            "securityContext",
+            "volumeMounts",
+        ):
             assert got_c.get(key) == want_c.get(key), key
         assert [p["containerPort"] for p in got_c["ports"]] == [
             p["containerPort"] for p in want_c["ports"]
         ]
-        assert got["spec"]["template"]["spec"]["securityContext"] == (
-            want["spec"]["template"]["spec"]["securityContext"]
+        assert (
+            got["spec"]["template"]["spec"]["securityContext"]
+            == (want["spec"]["template"]["spec"]["securityContext"])
         )
     assert jm["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "jobmanager", "--job-entrypoint", "examples.word_count:main", "-p", "2",
+        "jobmanager",
+        "--job-entrypoint",
+        "examples.word_count:main",
+        "-p",
+        "2",
     ]
     assert tm["spec"]["replicas"] == 2
     service = cluster.http.get(f"/api/v1/namespaces/{namespace}/services/wc-rest")
     assert [(p["name"], p["port"]) for p in service["spec"]["ports"]] == [
-        ("rest", 8081), ("rpc", 6123)
+        ("rest", 8081),
+        ("rpc", 6123),
     ]
     assert service["spec"]["selector"] == jm["spec"]["selector"]["matchLabels"]
     config = cluster.http.get(f"/api/v1/namespaces/{namespace}/configmaps/wc-config")
@@ -167,16 +194,23 @@ def test_apply_creates_children_with_the_right_specs_and_reports_status(
 
 
 def test_scale_subresource_rescales_through_a_savepoint(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
     stable(cluster, operator, namespace, flinkjob("wc", root))
     result = cluster.kubectl("scale", "-n", namespace, "fj/wc", "--replicas=3")
     assert result.returncode == 0, result.stderr
     body = wait_status(
-        cluster, operator, namespace, "parallelism 3, STABLE",
-        lambda b: lifecycle("STABLE")(b)
-        and (b["status"].get("jobStatus") or {}).get("parallelism") == 3,
+        cluster,
+        operator,
+        namespace,
+        "parallelism 3, STABLE",
+        lambda b: (
+            lifecycle("STABLE")(b) and (b["status"].get("jobStatus") or {}).get("parallelism") == 3
+        ),
     )
     savepoint = body["status"]["savepointInfo"]["lastSavepoint"]
     assert savepoint["type"] == "UPGRADE"
@@ -188,12 +222,16 @@ def test_scale_subresource_rescales_through_a_savepoint(
     assert tm is not None and tm["spec"]["replicas"] == 3
     scale = cluster.http.get(f"{fj_url(namespace)}/scale")
     assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
-    wait_events(cluster, namespace, "SpecChanged", "SavepointTriggered", "SavepointCompleted",
-                "Rescaled")
+    wait_events(
+        cluster, namespace, "SpecChanged", "SavepointTriggered", "SavepointCompleted", "Rescaled"
+    )
 
 
 def test_suspend_scales_to_zero_and_resume_restores(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
     stable(cluster, operator, namespace, flinkjob("wc", root))
@@ -211,7 +249,10 @@ def test_suspend_scales_to_zero_and_resume_restores(
 
 
 def test_job_failure_is_reported_and_a_restart_nonce_recovers(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
     stable(cluster, operator, namespace, flinkjob("wc", root))
@@ -228,40 +269,53 @@ def test_job_failure_is_reported_and_a_restart_nonce_recovers(
 
 
 def test_manual_and_periodic_savepoints_with_retention(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
-    body = flinkjob("wc", root, savepoints={"periodicInterval": "2s",
-                                            "retention": {"maxCount": 2}})
+    body = flinkjob("wc", root, savepoints={"periodicInterval": "2s", "retention": {"maxCount": 2}})
     stable(cluster, operator, namespace, body)
     cluster.http.patch(fj_url(namespace), {"spec": {"job": {"savepointTriggerNonce": 1}}})
     wait_status(
-        cluster, operator, namespace, "a manual savepoint",
-        lambda b: any(h["type"] == "MANUAL" for h in
-                      (b.get("status") or {}).get("savepointInfo", {}).get("history", [])),
+        cluster,
+        operator,
+        namespace,
+        "a manual savepoint",
+        lambda b: any(
+            h["type"] == "MANUAL"
+            for h in (b.get("status") or {}).get("savepointInfo", {}).get("history", [])
+        ),
     )
 
     def disposed_some(b: dict[str, Any]) -> bool:
         return "SavepointDisposed" in events(cluster, namespace)
 
-    body = wait_status(cluster, operator, namespace, "retention to dispose of one",
-                       disposed_some)
+    body = wait_status(cluster, operator, namespace, "retention to dispose of one", disposed_some)
     history = body["status"]["savepointInfo"]["history"]
     assert len(history) <= 2
     on_disk = sorted(p.name for p in (root / "wc" / "savepoints").iterdir())
-    kept = sorted(h["location"].rsplit("/", 1)[1] for h in
-                  cluster.http.get(fj_url(namespace))["status"]["savepointInfo"]["history"])
+    kept = sorted(
+        h["location"].rsplit("/", 1)[1]
+        for h in cluster.http.get(fj_url(namespace))["status"]["savepointInfo"]["history"]
+    )
     assert set(kept) <= set(on_disk)
     assert len(on_disk) <= len(kept) + 1  # at most one newer savepoint not yet in status
 
 
 def test_the_finalizer_holds_deletion_until_the_final_savepoint(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
     stable(cluster, operator, namespace, flinkjob("wc", root, job={"savepointOnDeletion": True}))
-    cluster.http.post(f"/api/v1/namespaces/{namespace}/configmaps", {
-        "metadata": {"name": "wc-leader", "labels": {"flinklet.io/cluster-id": "wc"}}})
+    cluster.http.post(
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"metadata": {"name": "wc-leader", "labels": {"flinklet.io/cluster-id": "wc"}}},
+    )
     stub.hold_savepoints = True
     try:
         cluster.http.delete(fj_url(namespace))
@@ -273,8 +327,11 @@ def test_the_finalizer_holds_deletion_until_the_final_savepoint(
         assert deployment(cluster, namespace, "wc-jobmanager") is not None
     finally:
         stub.release()
-    wait_for("the FlinkJob to be deleted",
-             lambda: cluster.http.get_or_none(fj_url(namespace)) is None, timeout=TIMEOUT)
+    wait_for(
+        "the FlinkJob to be deleted",
+        lambda: cluster.http.get_or_none(fj_url(namespace)) is None,
+        timeout=TIMEOUT,
+    )
     assert deployment(cluster, namespace, "wc-jobmanager") is None
     assert deployment(cluster, namespace, "wc-taskmanager") is None
     for path in ("services/wc-rest", "configmaps/wc-config", "configmaps/wc-leader"):
@@ -285,17 +342,22 @@ def test_the_finalizer_holds_deletion_until_the_final_savepoint(
 
 
 def test_deletion_is_bounded_by_its_deadline(
-    cluster: ControlPlane, operator: OperatorProcess, stub: StubJobManager, namespace: str,
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    stub: StubJobManager,
+    namespace: str,
     root: Path,
 ) -> None:
-    body = flinkjob("wc", root, job={"savepointOnDeletion": True},
-                    deadlines={"deletion": "3s"})
+    body = flinkjob("wc", root, job={"savepointOnDeletion": True}, deadlines={"deletion": "3s"})
     stable(cluster, operator, namespace, body)
     stub.hold_savepoints = True
     try:
         cluster.http.delete(fj_url(namespace))
-        wait_for("the FlinkJob to be deleted despite the held savepoint",
-                 lambda: cluster.http.get_or_none(fj_url(namespace)) is None, timeout=TIMEOUT)
+        wait_for(
+            "the FlinkJob to be deleted despite the held savepoint",
+            lambda: cluster.http.get_or_none(fj_url(namespace)) is None,
+            timeout=TIMEOUT,
+        )
     finally:
         stub.release()
     wait_events(cluster, namespace, "DeletionTimedOut")
@@ -307,30 +369,36 @@ def test_owner_references_let_the_garbage_collector_remove_children(
 ) -> None:
     """Without the operator (and its finalizer), deleting a FlinkJob still removes its
     children: kube-controller-manager's garbage collector follows the owner references."""
-    gc_operator = OperatorProcess(cluster, stub, tmp_path, watch="flinklet-gc-*",
-                                  name="flinklet-operator-gc")
+    gc_operator = OperatorProcess(
+        cluster, stub, tmp_path, watch="flinklet-gc-*", name="flinklet-operator-gc"
+    )
     gc_operator.start()
     namespace = make_namespace(cluster, "flinklet-gc-", need_service_account=True)
     try:
         create(cluster, namespace, flinkjob("wc", tmp_path, job={"upgradeMode": "stateless"}))
-        wait_for("the children",
-                 lambda: deployment(cluster, namespace, "wc-taskmanager"), timeout=TIMEOUT,
-                 check=gc_operator.process.check_alive)
+        try:
+            wait_for(
+                "the children",
+                lambda: deployment(cluster, namespace, "wc-taskmanager"),
+                timeout=TIMEOUT,
+                check=gc_operator.process.check_alive,
+            )
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}\noperator log:\n{gc_operator.log(60)}")
         gc_operator.stop()
         cluster.http.patch(fj_url(namespace), {"metadata": {"finalizers": None}})
         cluster.http.delete(fj_url(namespace))
 
         def all_gone() -> bool:
-            paths = [f"/apis/apps/v1/namespaces/{namespace}/deployments/wc-jobmanager",
-                     f"/apis/apps/v1/namespaces/{namespace}/deployments/wc-taskmanager",
-                     f"/api/v1/namespaces/{namespace}/services/wc-rest",
-                     f"/api/v1/namespaces/{namespace}/configmaps/wc-config"]
+            paths = [
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/wc-jobmanager",
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/wc-taskmanager",
+                f"/api/v1/namespaces/{namespace}/services/wc-rest",
+                f"/api/v1/namespaces/{namespace}/configmaps/wc-config",
+            ]
             return all(cluster.http.get_or_none(p) is None for p in paths)
 
         wait_for("garbage collection of the children", all_gone, timeout=TIMEOUT)
     finally:
         gc_operator.stop()
-        try:
-            delete_namespace(cluster, namespace)
-        except KubeHTTPError:
-            pass
+        delete_namespace(cluster, namespace)

@@ -215,6 +215,10 @@ def test_the_operator_rules_cover_what_it_does_and_no_more(
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
     # Leases only in the release namespace's leader-election Role, never in this one.
     assert not rules_allow(rules, "coordination.k8s.io", "leases", "get")
+    # kopf's CRD discovery is cluster-scoped: granted only with the ClusterRole.
+    crds = rules_allow(rules, "apiextensions.k8s.io", "customresourcedefinitions", "list")
+    assert crds is (kind == "ClusterRole")
+    assert not rules_allow(rules, "apiextensions.k8s.io", "customresourcedefinitions", "create")
 
 
 def test_leader_election_lease_role_only_with_more_than_one_replica(helm: Path) -> None:

@@ -18,14 +18,16 @@ from flinklet._private.checkpoint.coordinator import (
 )
 from flinklet._private.checkpoint.storage import InMemoryCheckpointStorage, storage_for
 from flinklet._private.cluster.ha import (
+    JobRecovery,
+    KubernetesHighAvailability,
+    ProgramInfo,
+)
+from flinklet._private.cluster.ha_metadata import (
     EPOCH_ANNOTATION,
     HaSettings,
     JobRecord,
-    JobRecovery,
-    KubernetesHighAvailability,
     LeaderInfo,
     MetadataStore,
-    ProgramInfo,
 )
 from flinklet.common import Configuration
 from flinklet.common.job_status import JobStatus

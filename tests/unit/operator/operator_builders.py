@@ -55,8 +55,12 @@ def job(
     body: dict[str, Any] = {
         "apiVersion": "flinklet.io/v1alpha1",
         "kind": "FlinkJob",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "uid": "uid-1",
-                     "generation": generation},
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "uid": "uid-1",
+            "generation": generation,
+        },
         "spec": spec_ if spec_ is not None else spec(),
     }
     if deleting:
@@ -67,8 +71,14 @@ def job(
     return parsed
 
 
-def deployment(name: str, *, replicas: int = 1, generation: str = "1", ready: bool = True,
-               rolled_out: bool = True) -> DeploymentObservation:
+def deployment(
+    name: str,
+    *,
+    replicas: int = 1,
+    generation: str = "1",
+    ready: bool = True,
+    rolled_out: bool = True,
+) -> DeploymentObservation:
     return DeploymentObservation(
         name=name,
         replicas=replicas,
@@ -85,8 +95,7 @@ def cluster(generation: str = "1", *, tm_replicas: int = 2, **kw: Any) -> Observ
     """JobManager + TaskManager Deployments present and rolled out; no REST answer."""
     return Observed(
         jobmanager=deployment(f"{NAME}-jobmanager", generation=generation, **kw),
-        taskmanager=deployment(f"{NAME}-taskmanager", replicas=tm_replicas,
-                               generation=generation),
+        taskmanager=deployment(f"{NAME}-taskmanager", replicas=tm_replicas, generation=generation),
     )
 
 
@@ -106,8 +115,9 @@ def running(
     return replace(
         base,
         rest_reachable=True,
-        job=JobObservation(job_id=job_id, name="wc", state=state, start_time=NOW,
-                           parallelism=parallelism),
+        job=JobObservation(
+            job_id=job_id, name="wc", state=state, start_time=NOW, parallelism=parallelism
+        ),
         checkpoint=checkpoint,
         savepoint=savepoint,
         exception=exception,

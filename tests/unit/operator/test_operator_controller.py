@@ -52,11 +52,14 @@ class World:
             clock=self.clock,
             retry_delay=3.0,
         )
-        self.kube.add({
-            "apiVersion": FJ[0], "kind": FJ[1],
-            "metadata": {"name": "wc", "namespace": "jobs"},
-            "spec": raw_spec if raw_spec is not None else spec(),
-        })
+        self.kube.add(
+            {
+                "apiVersion": FJ[0],
+                "kind": FJ[1],
+                "metadata": {"name": "wc", "namespace": "jobs"},
+                "spec": raw_spec if raw_spec is not None else spec(),
+            }
+        )
 
     def _store(self, location: str, access: S3Access | None) -> InMemorySavepointStore:
         self.store_requests.append((location, access))
@@ -118,21 +121,33 @@ def test_the_job_running_makes_it_stable_with_job_status() -> None:
     world = World()
     world.reconcile()
     job_id = world.cluster_up()
-    world.jm.checkpoint = CheckpointObservation("s3://ckpts/chk-1",
-                                                datetime(2024, 5, 1, 11, 59, tzinfo=UTC))
+    world.jm.checkpoint = CheckpointObservation(
+        "s3://ckpts/chk-1", datetime(2024, 5, 1, 11, 59, tzinfo=UTC)
+    )
     world.reconcile()
     assert world.status["lifecycleState"] == "STABLE"
     assert world.status["jobStatus"]["jobId"] == job_id
     assert world.status["jobStatus"]["state"] == "RUNNING"
     assert world.status["jobStatus"]["parallelism"] == 2
     assert world.status["jobStatus"]["lastCheckpoint"] == {
-        "path": "s3://ckpts/chk-1", "timestamp": "2024-05-01T11:59:00Z"
+        "path": "s3://ckpts/chk-1",
+        "timestamp": "2024-05-01T11:59:00Z",
     }
     assert world.kube.event_reasons() == ["Submitted", "Deployed"]
-    assert world.metric("flinklet_operator_flinkjob_lifecycle", namespace="jobs", name="wc",
-                        state="STABLE") == 1
-    assert world.metric("flinklet_operator_lifecycle_transitions_total",
-                        from_state="DEPLOYED", to_state="STABLE") == 1
+    assert (
+        world.metric(
+            "flinklet_operator_flinkjob_lifecycle", namespace="jobs", name="wc", state="STABLE"
+        )
+        == 1
+    )
+    assert (
+        world.metric(
+            "flinklet_operator_lifecycle_transitions_total",
+            from_state="DEPLOYED",
+            to_state="STABLE",
+        )
+        == 1
+    )
 
 
 def test_an_unchanged_round_writes_nothing() -> None:
@@ -152,8 +167,11 @@ def test_rescale_records_the_trigger_then_redeploys_from_the_savepoint() -> None
     world.reconcile()
     pending = world.status["savepointInfo"]["pendingTrigger"]
     assert pending["triggerId"] == "t1" and pending["kind"] == "stop"
-    assert world.jm.calls[-1] == ("stop_with_savepoint", job_id,
-                                  "s3://ckpts/flink/jobs/wc/savepoints")
+    assert world.jm.calls[-1] == (
+        "stop_with_savepoint",
+        job_id,
+        "s3://ckpts/flink/jobs/wc/savepoints",
+    )
     world.reconcile()  # in progress: nothing new
     assert world.status["lifecycleState"] == "UPGRADING"
     world.jm.complete("t1")
@@ -234,8 +252,9 @@ def test_an_invalid_spec_is_recorded_once_and_raised() -> None:
     with pytest.raises(InvalidSpecError):
         world.reconcile()
     assert world.kube.event_reasons() == ["InvalidSpec"]
-    assert world.metric("flinklet_operator_reconcile_total", kind="reconcile",
-                        outcome="invalid") == 2
+    assert (
+        world.metric("flinklet_operator_reconcile_total", kind="reconcile", outcome="invalid") == 2
+    )
 
 
 def test_a_failed_apply_raises_after_writing_the_status() -> None:
@@ -287,28 +306,48 @@ def test_pod_restarts_are_observed() -> None:
     world = World()
     world.stable()
     for index in range(2):
-        world.kube.add({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"wc-taskmanager-{index}", "namespace": "jobs",
-                         "labels": {"app.kubernetes.io/name": "flinklet",
-                                    "app.kubernetes.io/instance": "wc",
-                                    "app.kubernetes.io/component": "taskmanager"},
-                         "annotations": {"flinklet.io/spec-generation": "1"}},
-            "status": {"containerStatuses": [{"restartCount": 2, "ready": False}]},
-        })
+        world.kube.add(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"wc-taskmanager-{index}",
+                    "namespace": "jobs",
+                    "labels": {
+                        "app.kubernetes.io/name": "flinklet",
+                        "app.kubernetes.io/instance": "wc",
+                        "app.kubernetes.io/component": "taskmanager",
+                    },
+                    "annotations": {"flinklet.io/spec-generation": "1"},
+                },
+                "status": {"containerStatuses": [{"restartCount": 2, "ready": False}]},
+            }
+        )
     world.reconcile()
     degraded = next(c for c in world.status["conditions"] if c["type"] == "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "RestartLoop")
 
 
 def test_retention_disposes_through_the_store_with_s3_credentials_from_the_secret() -> None:
-    raw = spec(savepoints={"retention": {"maxCount": 1}},
-               checkpointStorage={"s3": {"endpoint": "http://minio:9000", "pathStyleAccess": True,
-                                         "credentialsSecret": {"name": "s3"}}})
+    raw = spec(
+        savepoints={"retention": {"maxCount": 1}},
+        checkpointStorage={
+            "s3": {
+                "endpoint": "http://minio:9000",
+                "pathStyleAccess": True,
+                "credentialsSecret": {"name": "s3"},
+            }
+        },
+    )
     world = World(raw)
-    world.kube.add({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "s3", "namespace": "jobs"},
-                    "stringData": {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"}})
+    world.kube.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3", "namespace": "jobs"},
+            "stringData": {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"},
+        }
+    )
     world.stable()
     for nonce in (1, 2):
         world.set_spec({**raw, "job": {**raw["job"], "savepointTriggerNonce": nonce}})
@@ -322,8 +361,9 @@ def test_retention_disposes_through_the_store_with_s3_credentials_from_the_secre
     assert world.store.disposed == [first]
     location, access = world.store_requests[0]
     assert location == first
-    assert access == S3Access(endpoint="http://minio:9000", path_style=True, access_key="ak",
-                              secret_key="sk")
+    assert access == S3Access(
+        endpoint="http://minio:9000", path_style=True, access_key="ak", secret_key="sk"
+    )
     history = world.status["savepointInfo"]["history"]
     assert [h["location"] for h in history] == [
         "s3://ckpts/flink/jobs/wc/savepoints/savepoint-000002"
@@ -336,8 +376,9 @@ def test_a_failed_disposal_is_reported() -> None:
     world.stable()
     world.store.failing.add("s3://ckpts/flink/jobs/wc/savepoints/savepoint-000001")
     for nonce in (1, 2):
-        world.set_spec(spec(savepoints={"retention": {"maxCount": 1}},
-                            job={"savepointTriggerNonce": nonce}))
+        world.set_spec(
+            spec(savepoints={"retention": {"maxCount": 1}}, job={"savepointTriggerNonce": nonce})
+        )
         world.reconcile()
         world.jm.complete(f"t{nonce}")
         world.clock.advance(60)
@@ -376,8 +417,13 @@ def test_delete_removes_children_and_ha_leftovers_only() -> None:
         ("wc-flink-ha", {"app": "wc", "configmap-type": "high-availability"}),
         ("other-leader", {"flinklet.io/cluster-id": "other"}),
     ):
-        world.kube.add({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": name, "namespace": "jobs", "labels": labels}})
+        world.kube.add(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "jobs", "labels": labels},
+            }
+        )
     world.kube.mark_deleting(*FJ, "jobs", "wc")
     outcome = world.controller.delete("jobs", "wc")
     assert outcome.done
@@ -442,7 +488,10 @@ def test_jobs_newest_first_pick_the_current_incarnation() -> None:
     old = world.jm.submit(state="FINISHED")
     new = world.jm.submit()
     assert world.jm.list_jobs()[0] == JobObservation(
-        job_id=new, name="job", state="RUNNING", start_time=datetime(2024, 1, 2, tzinfo=UTC),
+        job_id=new,
+        name="job",
+        state="RUNNING",
+        start_time=datetime(2024, 1, 2, tzinfo=UTC),
         parallelism=1,
     )
     world.reconcile()

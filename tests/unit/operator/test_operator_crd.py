@@ -70,9 +70,7 @@ def test_enums_match_the_models(crd: dict[str, Any]) -> None:
     assert pull == list(get_args(models.PullPolicy))
     status = version(crd)["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert status["lifecycleState"]["enum"] == list(models.LIFECYCLE_STATES)
-    assert status["reconciliation"]["properties"]["phase"]["enum"] == list(
-        get_args(models.Phase)
-    )
+    assert status["reconciliation"]["properties"]["phase"]["enum"] == list(get_args(models.Phase))
 
 
 def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +101,10 @@ def test_every_spec_field_is_in_the_crd(crd: dict[str, Any]) -> None:
             assert alias in schema["properties"], f"{where}.{alias} missing from the CRD"
             annotation = field.annotation
             for candidate in (annotation, *get_args(annotation)):
-                if isinstance(candidate, type) and issubclass(candidate, models._Model) and (
-                    schema["properties"][alias].get("properties")
+                if (
+                    isinstance(candidate, type)
+                    and issubclass(candidate, models._Model)
+                    and (schema["properties"][alias].get("properties"))
                 ):
                     walk(candidate, schema["properties"][alias], f"{where}.{alias}")
 

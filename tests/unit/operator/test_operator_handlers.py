@@ -95,7 +95,7 @@ def test_startup_configures_finalizer_and_storage(use: Any) -> None:
 
 def test_handlers_are_registered_for_flinkjobs() -> None:
     registry = kopf.get_default_registry()
-    ids = {h.id for h in registry._changing.get_all_handlers()}  # noqa: SLF001
+    ids = {h.id for h in registry._changing.get_all_handlers()}
     assert {"reconcile_flinkjob", "delete_flinkjob"} <= ids
-    timers = {h.id for h in registry._spawning.get_all_handlers()}  # noqa: SLF001
+    timers = {h.id for h in registry._spawning.get_all_handlers()}
     assert "poll_flinkjob" in timers

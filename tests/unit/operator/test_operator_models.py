@@ -35,19 +35,22 @@ def test_defaults_match_the_crd() -> None:
     assert parsed.image_pull_policy == "IfNotPresent"
     assert parsed.job_manager.replicas == 1
     assert (parsed.job_manager.resources.cpu, parsed.job_manager.resources.memory) == (
-        "500m", "1Gi"
+        "500m",
+        "1Gi",
     )
     assert parsed.task_manager.slots == 1
-    assert (parsed.task_manager.resources.cpu, parsed.task_manager.resources.memory) == (
-        "1", "2Gi"
-    )
+    assert (parsed.task_manager.resources.cpu, parsed.task_manager.resources.memory) == ("1", "2Gi")
     assert parsed.savepoints.retention.max_count == 10
     assert parsed.deadlines.of("deploy") == timedelta(minutes=5)
 
 
 def test_camel_case_on_the_wire() -> None:
-    parsed = parse_spec({**minimal(upgradeMode="savepoint", savepointTriggerNonce=4),
-                         "checkpointStorage": {"checkpointDir": "/ckpt"}})
+    parsed = parse_spec(
+        {
+            **minimal(upgradeMode="savepoint", savepointTriggerNonce=4),
+            "checkpointStorage": {"checkpointDir": "/ckpt"},
+        }
+    )
     assert parsed.job.upgrade_mode == "savepoint"
     dumped = parsed.model_dump(mode="json", by_alias=True)
     assert dumped["job"]["savepointTriggerNonce"] == 4
@@ -57,29 +60,45 @@ def test_camel_case_on_the_wire() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (minimal(parallelism=0),
-         "spec.job.parallelism: Input should be greater than or equal to 1 (got 0)"),
-        (minimal(upgradeMode="sometimes"),
-         "spec.job.upgradeMode: Input should be 'stateless', 'savepoint' or 'last-state' "
-         "(got 'sometimes')"),
+        (
+            minimal(parallelism=0),
+            "spec.job.parallelism: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            minimal(upgradeMode="sometimes"),
+            "spec.job.upgradeMode: Input should be 'stateless', 'savepoint' or 'last-state' "
+            "(got 'sometimes')",
+        ),
         ({"job": {"entrypoint": "a:b"}}, "spec.image: is required"),
-        (minimal(entrypoint="not a module"),
-         "spec.job.entrypoint: must be 'package.module:function' or a path to a .py file, "
-         "got 'not a module'"),
-        ({**minimal(), "taskManager": {"slots": 0}},
-         "spec.taskManager.slots: Input should be greater than or equal to 1 (got 0)"),
-        (minimal(paralelism=3),
-         "spec.job.paralelism: is not a FlinkJob field (check the spelling against "
-         "crds/flinkjob.yaml)"),
-        ({**minimal(), "deadlines": {"deploy": "5 minutes"}},
-         "spec.deadlines.deploy: must be a duration such as 30s, 10m, 1h30m or 2d, "
-         "got '5 minutes'"),
-        ({**minimal(), "checkpointStorage": {"s3": {"bucket": "Bad_Bucket"}}},
-         "spec.checkpointStorage.s3.bucket: must be an S3 bucket name (3-63 lowercase letters, "
-         "digits, '.' or '-'), got 'Bad_Bucket'"),
-        ({**minimal(), "jobManager": {"resources": {"cpu": "lots"}}},
-         "spec.jobManager.resources.cpu: must be a Kubernetes quantity such as 500m, 2, 1Gi, "
-         "got 'lots'"),
+        (
+            minimal(entrypoint="not a module"),
+            "spec.job.entrypoint: must be 'package.module:function' or a path to a .py file, "
+            "got 'not a module'",
+        ),
+        (
+            {**minimal(), "taskManager": {"slots": 0}},
+            "spec.taskManager.slots: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            minimal(paralelism=3),
+            "spec.job.paralelism: is not a FlinkJob field (check the spelling against "
+            "crds/flinkjob.yaml)",
+        ),
+        (
+            {**minimal(), "deadlines": {"deploy": "5 minutes"}},
+            "spec.deadlines.deploy: must be a duration such as 30s, 10m, 1h30m or 2d, "
+            "got '5 minutes'",
+        ),
+        (
+            {**minimal(), "checkpointStorage": {"s3": {"bucket": "Bad_Bucket"}}},
+            "spec.checkpointStorage.s3.bucket: must be an S3 bucket name (3-63 lowercase letters, "
+            "digits, '.' or '-'), got 'Bad_Bucket'",
+        ),
+        (
+            {**minimal(), "jobManager": {"resources": {"cpu": "lots"}}},
+            "spec.jobManager.resources.cpu: must be a Kubernetes quantity such as 500m, 2, 1Gi, "
+            "got 'lots'",
+        ),
     ],
 )
 def test_validation_messages_name_the_field_and_the_fix(
@@ -94,10 +113,13 @@ def test_cross_field_rules_explain_what_to_set() -> None:
         "(or flinkConfiguration['execution.checkpointing.dir'])"
     ]
     [reserved] = problems({**minimal(), "flinkConfiguration": {"parallelism.default": "3"}})
-    assert "flinkConfiguration['parallelism.default'] is managed by the operator: " \
-           "set spec.job.parallelism instead" in reserved
-    [both] = problems({**minimal(), "checkpointStorage": {"checkpointDir": "/c",
-                                                          "s3": {"bucket": "abc"}}})
+    assert (
+        "flinkConfiguration['parallelism.default'] is managed by the operator: "
+        "set spec.job.parallelism instead" in reserved
+    )
+    [both] = problems(
+        {**minimal(), "checkpointStorage": {"checkpointDir": "/c", "s3": {"bucket": "abc"}}}
+    )
     assert both == "spec.checkpointStorage: set either s3 or checkpointDir/savepointDir, not both"
     [periodic] = problems({**minimal(), "savepoints": {"periodicInterval": "1h"}})
     assert "savepoints.periodicInterval needs somewhere to write savepoints" in periodic
@@ -134,17 +156,28 @@ def test_storage_layout_for_s3_is_per_job() -> None:
 
 
 def test_taskmanager_replicas_round_up() -> None:
-    assert job(spec(job={"parallelism": 5}, taskManager={"slots": 2})).spec.taskmanager_replicas() == 3
-    assert job(spec(job={"parallelism": 4}, taskManager={"slots": 2})).spec.taskmanager_replicas() == 2
+    assert (
+        job(spec(job={"parallelism": 5}, taskManager={"slots": 2})).spec.taskmanager_replicas() == 3
+    )
+    assert (
+        job(spec(job={"parallelism": 4}, taskManager={"slots": 2})).spec.taskmanager_replicas() == 2
+    )
 
 
 def test_from_body_reads_identity_and_deletion() -> None:
-    parsed = FlinkJob.from_body({
-        "metadata": {"name": "a", "namespace": "b", "uid": "c", "generation": 7,
-                     "deletionTimestamp": "2024-01-01T00:00:00Z"},
-        "spec": minimal(),
-        "status": {"lifecycleState": "STABLE", "observedGeneration": 6, "kopf": {"x": 1}},
-    })
+    parsed = FlinkJob.from_body(
+        {
+            "metadata": {
+                "name": "a",
+                "namespace": "b",
+                "uid": "c",
+                "generation": 7,
+                "deletionTimestamp": "2024-01-01T00:00:00Z",
+            },
+            "spec": minimal(),
+            "status": {"lifecycleState": "STABLE", "observedGeneration": 6, "kopf": {"x": 1}},
+        }
+    )
     assert (parsed.name, parsed.namespace, parsed.uid, parsed.generation) == ("a", "b", "c", 7)
     assert parsed.deleting
     assert parsed.status.lifecycle_state == "STABLE"

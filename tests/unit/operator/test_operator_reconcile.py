@@ -162,7 +162,9 @@ def test_a_deleted_jobmanager_deployment_during_deploy_is_reapplied() -> None:
     created, _ = step(job(), Observed())
     again, decision = step(created, Observed(), at(10))
     assert kinds(decision) == ["ApplyResources"]
-    assert again.status.reconciliation.phase_deadline == created.status.reconciliation.phase_deadline
+    assert (
+        again.status.reconciliation.phase_deadline == created.status.reconciliation.phase_deadline
+    )
 
 
 def test_job_failed_during_deploy_fails_with_the_exception() -> None:
@@ -178,8 +180,9 @@ def test_job_failed_during_deploy_fails_with_the_exception() -> None:
 
 def test_a_newer_generation_supersedes_a_stuck_deploy_without_waiting_for_its_deadline() -> None:
     created, _ = step(job(spec(job={"initialSavepointPath": "s3://b/savepoint-x"})), Observed())
-    fixed = with_spec(created, spec(image="flinklet:2",
-                                    job={"initialSavepointPath": "s3://b/savepoint-x"}))
+    fixed = with_spec(
+        created, spec(image="flinklet:2", job={"initialSavepointPath": "s3://b/savepoint-x"})
+    )
     redeployed, decision = step(fixed, cluster(ready=False), at(60))
     assert kinds(decision) == ["ApplyResources"]
     assert "SpecChanged" in reasons(decision)
@@ -260,16 +263,16 @@ def test_a_failed_deploy_recovers_by_itself_when_the_job_runs_after_all() -> Non
 def test_savepoint_upgrade_stops_with_savepoint_then_restores_from_it() -> None:
     upgraded = with_spec(stable(), spec(image="flinklet:2"))
     stopping, decision = step(upgraded, running())
-    assert decision.actions == (
-        StopWithSavepoint("j1", "s3://ckpts/flink/jobs/wc/savepoints"),
-    )
+    assert decision.actions == (StopWithSavepoint("j1", "s3://ckpts/flink/jobs/wc/savepoints"),)
     assert stopping.status.lifecycle_state == "UPGRADING"
     assert stopping.status.reconciliation.phase == "StoppingWithSavepoint"
     assert reasons(decision) == ["SpecChanged", "SavepointTriggered"]
     pending = stopping.status.savepoint_info.pending_trigger
     assert pending is not None and (pending.type, pending.kind) == ("UPGRADE", "stop")
 
-    waiting, decision = step(triggered(stopping), running(savepoint=SavepointOperation("IN_PROGRESS")))
+    waiting, decision = step(
+        triggered(stopping), running(savepoint=SavepointOperation("IN_PROGRESS"))
+    )
     assert decision.actions == ()
     assert waiting.status.lifecycle_state == "UPGRADING"
 
@@ -298,6 +301,7 @@ def test_stateless_upgrade_cancels_then_starts_empty() -> None:
     assert cancelling.status.reconciliation.phase == "Cancelling"
     deploying, decision = step(cancelling, running(state="CANCELED"))
     assert kinds(decision) == ["ApplyResources"]
+    assert deploying.status.lifecycle_state == "DEPLOYED"
     args = jm_args(decision.actions)
     assert "--from-savepoint" not in args and "--last-state" not in args
 
@@ -327,8 +331,10 @@ def test_last_state_upgrade_restores_from_the_latest_checkpoint_without_stopping
 
 
 def test_last_state_without_checkpoint_storage_uses_the_newest_known_state() -> None:
-    raw = spec(job={"upgradeMode": "last-state"},
-               flinkConfiguration={"execution.checkpointing.dir": "/ckpt"})
+    raw = spec(
+        job={"upgradeMode": "last-state"},
+        flinkConfiguration={"execution.checkpointing.dir": "/ckpt"},
+    )
     del raw["checkpointStorage"]
     ready = stable(raw)
     assert ready.spec.checkpoint_dir("jobs", "wc") == "/ckpt"
@@ -380,8 +386,9 @@ def test_a_failed_stop_with_savepoint_leaves_the_job_running_and_fails_the_gener
 def test_a_stop_with_savepoint_past_its_deadline_fails() -> None:
     upgraded = with_spec(stable(), spec(image="flinklet:2"))
     stopping, _ = step(upgraded, running())
-    failed, decision = step(triggered(stopping), running(savepoint=SavepointOperation("IN_PROGRESS")),
-                            at(601))
+    failed, decision = step(
+        triggered(stopping), running(savepoint=SavepointOperation("IN_PROGRESS")), at(601)
+    )
     assert failed.status.lifecycle_state == "FAILED"
     assert failed.status.reconciliation.failure_reason == "StopTimedOut"
     assert "DeadlineExceeded" in reasons(decision)
@@ -405,7 +412,9 @@ def test_an_unaccepted_stop_trigger_is_reissued() -> None:
     stopping, _ = step(upgraded, running())  # the controller could not reach the JobManager
     again, decision = step(stopping, running(), at(20))
     assert kinds(decision) == ["StopWithSavepoint"]
-    assert again.status.reconciliation.phase_deadline == stopping.status.reconciliation.phase_deadline
+    assert (
+        again.status.reconciliation.phase_deadline == stopping.status.reconciliation.phase_deadline
+    )
 
 
 def test_a_spec_change_during_stop_is_deployed_when_the_stop_completes() -> None:
@@ -421,8 +430,14 @@ def test_a_spec_change_during_stop_is_deployed_when_the_stop_completes() -> None
 
 def test_spec_changes_that_need_no_redeploy_do_nothing() -> None:
     ready = stable()
-    changed = with_spec(ready, spec(savepoints={"retention": {"maxCount": 2}},
-                                    deadlines={"deploy": "1m"}, job={"upgradeMode": "last-state"}))
+    changed = with_spec(
+        ready,
+        spec(
+            savepoints={"retention": {"maxCount": 2}},
+            deadlines={"deploy": "1m"},
+            job={"upgradeMode": "last-state"},
+        ),
+    )
     after, decision = step(changed, running())
     assert decision.actions == ()
     assert after.status.lifecycle_state == "STABLE"
@@ -502,6 +517,7 @@ def test_suspend_in_stateless_mode_cancels_and_resume_starts_empty() -> None:
     suspended, decision = step(stopping, running(state="CANCELED"))
     assert kinds(decision) == ["ScaleDeployments"]
     resumed, decision = step(with_spec(suspended, base), cluster(replicas=0))
+    assert resumed.status.reconciliation.purpose == "resume"
     args = jm_args(decision.actions)
     assert "--from-savepoint" not in args and "--last-state" not in args
 
@@ -523,14 +539,15 @@ def test_suspend_in_last_state_mode_keeps_the_checkpoint_for_resume() -> None:
 def test_spec_changes_while_suspended_are_recorded_and_applied_on_resume() -> None:
     suspended_spec = spec(job={"upgradeMode": "stateless", "state": "suspended"})
     suspended, _ = step(job(suspended_spec), Observed())
-    newer = with_spec(suspended, spec(image="flinklet:9",
-                                      job={"upgradeMode": "stateless", "state": "suspended"}))
+    newer = with_spec(
+        suspended, spec(image="flinklet:9", job={"upgradeMode": "stateless", "state": "suspended"})
+    )
     recorded, decision = step(newer, Observed())
     assert decision.actions == ()
     assert recorded.status.reconciliation.last_reconciled_generation == 2
-    resumed, decision = step(with_spec(recorded, spec(image="flinklet:9",
-                                                      job={"upgradeMode": "stateless"})),
-                             Observed())
+    resumed, decision = step(
+        with_spec(recorded, spec(image="flinklet:9", job={"upgradeMode": "stateless"})), Observed()
+    )
     manifests = decision.actions[0].manifests  # type: ignore[union-attr]
     assert manifests[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "flinklet:9"
     assert resumed.status.reconciliation.purpose == "resume"
@@ -539,8 +556,9 @@ def test_spec_changes_while_suspended_are_recorded_and_applied_on_resume() -> No
 def test_suspending_a_failed_job_scales_it_to_zero() -> None:
     created, _ = step(job(), Observed())
     failed, _ = step(created, running(state="FAILED"))
-    suspended, decision = step(with_spec(failed, spec(job={"state": "suspended"})),
-                               running(state="FAILED"))
+    suspended, decision = step(
+        with_spec(failed, spec(job={"state": "suspended"})), running(state="FAILED")
+    )
     assert kinds(decision) == ["ScaleDeployments"]
     assert suspended.status.lifecycle_state == "SUSPENDED"
     assert suspended.status.error is None
@@ -584,8 +602,9 @@ def test_a_nonce_while_the_job_is_not_running_reports_and_is_not_retried() -> No
 
 def test_a_pending_savepoint_past_its_deadline_is_reported_failed() -> None:
     pending, _ = step(with_spec(stable(), spec(job={"savepointTriggerNonce": 1})), running())
-    timed_out, decision = step(triggered(pending), running(savepoint=SavepointOperation("IN_PROGRESS")),
-                               at(601))
+    timed_out, decision = step(
+        triggered(pending), running(savepoint=SavepointOperation("IN_PROGRESS")), at(601)
+    )
     assert timed_out.status.savepoint_info.pending_trigger is None
     assert reasons(decision) == ["SavepointFailed"]
     assert timed_out.status.lifecycle_state == "STABLE"
@@ -593,8 +612,9 @@ def test_a_pending_savepoint_past_its_deadline_is_reported_failed() -> None:
 
 def test_a_failed_manual_savepoint_is_reported_and_the_job_keeps_running() -> None:
     pending, _ = step(with_spec(stable(), spec(job={"savepointTriggerNonce": 1})), running())
-    after, decision = step(triggered(pending),
-                           running(savepoint=SavepointOperation("COMPLETED", failure="disk full")))
+    after, decision = step(
+        triggered(pending), running(savepoint=SavepointOperation("COMPLETED", failure="disk full"))
+    )
     assert reasons(decision) == ["SavepointFailed"]
     assert "disk full" in decision.events[0].message
     assert after.status.lifecycle_state == "STABLE"
@@ -614,7 +634,9 @@ def test_periodic_savepoints_follow_the_interval() -> None:
 
 def test_an_upgrade_abandons_a_pending_manual_savepoint() -> None:
     pending, _ = step(with_spec(stable(), spec(job={"savepointTriggerNonce": 1})), running())
-    upgraded = with_spec(triggered(pending), spec(image="flinklet:2", job={"savepointTriggerNonce": 1}))
+    upgraded = with_spec(
+        triggered(pending), spec(image="flinklet:2", job={"savepointTriggerNonce": 1})
+    )
     stopping, decision = step(upgraded, running(savepoint=SavepointOperation("IN_PROGRESS")))
     assert kinds(decision) == ["StopWithSavepoint"]
     assert reasons(decision)[:2] == ["SpecChanged", "SavepointFailed"]
@@ -625,8 +647,11 @@ def test_an_upgrade_abandons_a_pending_manual_savepoint() -> None:
 def _with_history(flinkjob: FlinkJob, count: int) -> FlinkJob:
     status = flinkjob.status.model_copy(deep=True)
     status.savepoint_info.history = [
-        Savepoint(location=f"s3://sp/savepoint-{i}", timestamp=f"2024-04-{i + 1:02d}T00:00:00Z",
-                  type="PERIODIC")
+        Savepoint(
+            location=f"s3://sp/savepoint-{i}",
+            timestamp=f"2024-04-{i + 1:02d}T00:00:00Z",
+            type="PERIODIC",
+        )
         for i in range(count)
     ]
     status.savepoint_info.last_savepoint = status.savepoint_info.history[-1]
@@ -638,7 +663,8 @@ def test_retention_disposes_of_the_oldest_beyond_max_count() -> None:
     after, decision = step(ready, running())
     assert decision.actions == (DisposeSavepoints(("s3://sp/savepoint-0", "s3://sp/savepoint-1")),)
     assert [s.location for s in after.status.savepoint_info.history] == [
-        "s3://sp/savepoint-2", "s3://sp/savepoint-3"
+        "s3://sp/savepoint-2",
+        "s3://sp/savepoint-3",
     ]
 
 
@@ -667,7 +693,8 @@ def test_retention_runs_in_the_round_a_savepoint_completes() -> None:
     done, decision = step(triggered(pending), running(savepoint=completed("s3://sp/savepoint-9")))
     assert decision.actions == (DisposeSavepoints(("s3://sp/savepoint-0",)),)
     assert [s.location for s in done.status.savepoint_info.history] == [
-        "s3://sp/savepoint-1", "s3://sp/savepoint-9"
+        "s3://sp/savepoint-1",
+        "s3://sp/savepoint-9",
     ]
 
 
@@ -710,9 +737,7 @@ def test_a_missing_taskmanager_deployment_is_reapplied_without_touching_the_jobm
     observed = replace(running(), taskmanager=None)
     after, decision = step(ready, observed)
     assert kinds(decision) == ["ApplyResources"]
-    assert jm_args(decision.actions) == jm_args(
-        step(job(), Observed())[1].actions
-    )
+    assert jm_args(decision.actions) == jm_args(step(job(), Observed())[1].actions)
     assert after.status.lifecycle_state == "STABLE"
 
 
@@ -776,8 +801,12 @@ def test_deletion_without_savepoint_cleans_up_at_once() -> None:
     assert kinds(decision) == ["DeleteResources", "DeleteConfigMaps", "DeleteConfigMaps"]
     deletes = decision.actions[0]
     assert isinstance(deletes, DeleteResources)
-    assert [r.name for r in deletes.refs] == ["wc-taskmanager", "wc-jobmanager", "wc-rest",
-                                              "wc-config"]
+    assert [r.name for r in deletes.refs] == [
+        "wc-taskmanager",
+        "wc-jobmanager",
+        "wc-rest",
+        "wc-config",
+    ]
     assert decision.actions[1] == DeleteConfigMaps("flinklet.io/cluster-id=wc")
     assert reasons(decision) == ["Deleting"]
 
@@ -789,7 +818,9 @@ def test_deletion_with_savepoint_waits_for_it_then_cleans_up() -> None:
     assert not first.done
     assert kinds(first) == ["StopWithSavepoint"]
     waiting = triggered(replace(deleting, status=first.status))
-    second = reconcile_deletion(waiting, running(savepoint=SavepointOperation("IN_PROGRESS")), at(5))
+    second = reconcile_deletion(
+        waiting, running(savepoint=SavepointOperation("IN_PROGRESS")), at(5)
+    )
     assert not second.done and second.actions == ()
     third = reconcile_deletion(
         replace(waiting, status=second.status),
@@ -842,3 +873,27 @@ def test_deletion_goes_ahead_when_the_final_savepoint_fails(failure: str) -> Non
     decision = reconcile_deletion(waiting, running(savepoint=op), at(5))
     assert decision.done
     assert reasons(decision) == ["DeletionTimedOut"]
+
+
+# ----------------------------------------------------------------------------- unreachable
+
+
+def test_a_savepoint_upgrade_waits_for_a_ready_jobmanager_that_does_not_answer() -> None:
+    upgraded = with_spec(stable(), spec(image="flinklet:2"))
+    waiting, decision = step(upgraded, cluster())
+    assert decision.actions == () and decision.waiting_for_jobmanager
+    assert waiting.status.reconciliation.phase == "StoppingWithSavepoint"
+    stopping, decision = step(waiting, running(), at(30))
+    assert kinds(decision) == ["StopWithSavepoint"]
+    assert "SavepointTriggered" in reasons(decision)
+    pending = stopping.status.savepoint_info.pending_trigger
+    assert pending is not None and pending.job_id == "j1"
+
+
+def test_a_jobmanager_silent_past_the_stop_deadline_is_given_up_on() -> None:
+    upgraded = with_spec(stable(), spec(image="flinklet:2"))
+    waiting, _ = step(upgraded, cluster())
+    deploying, decision = step(waiting, cluster(), at(601))
+    assert kinds(decision) == ["ApplyResources"]
+    assert deploying.status.lifecycle_state == "DEPLOYED"
+    assert "SavepointFailed" in reasons(decision)

@@ -50,12 +50,18 @@ def selector(component: str) -> dict[str, str]:
 ENV: list[dict[str, Any]] = [
     {"name": "FLINKLET_CONF_DIR", "value": "/opt/flinklet/conf"},
     {"name": "FLINKLET_JOBMANAGER_ADDRESS", "value": "wc-rest.jobs"},
-    {"name": "POD_NAME",
-     "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-    {"name": "POD_NAMESPACE",
-     "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
-    {"name": "POD_IP",
-     "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+    {
+        "name": "POD_NAME",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+    },
+    {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
+    },
+    {
+        "name": "POD_IP",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}},
+    },
 ]
 
 CONTAINER_SECURITY = {
@@ -123,9 +129,16 @@ def test_jobmanager_deployment_exact() -> None:
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["flinklet"],
                             "args": [
-                                "jobmanager", "--job-entrypoint", "jobs.wc:main", "-p", "5",
-                                "--from-savepoint", "s3://b/savepoint-1",
-                                "--job-args", "--rate", "10",
+                                "jobmanager",
+                                "--job-entrypoint",
+                                "jobs.wc:main",
+                                "-p",
+                                "5",
+                                "--from-savepoint",
+                                "s3://b/savepoint-1",
+                                "--job-args",
+                                "--rate",
+                                "10",
                             ],
                             "env": ENV,
                             "ports": [
@@ -287,16 +300,26 @@ def test_s3_storage_configuration_never_contains_credentials() -> None:
         "containers"
     ][0]["env"]
     assert env[-2:] == [
-        {"name": "AWS_ACCESS_KEY_ID",
-         "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_ACCESS_KEY_ID"}}},
-        {"name": "AWS_SECRET_ACCESS_KEY",
-         "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}}},
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_ACCESS_KEY_ID"}},
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}},
+        },
     ]
 
 
 def test_user_configuration_overrides_defaults_but_not_owned_keys() -> None:
-    flinkjob = job(spec(flinkConfiguration={"execution.checkpointing.interval": "5s",
-                                            "metrics.reporter.prom.port": "9999"}))
+    flinkjob = job(
+        spec(
+            flinkConfiguration={
+                "execution.checkpointing.interval": "5s",
+                "metrics.reporter.prom.port": "9999",
+            }
+        )
+    )
     conf = flink_configuration(flinkjob)
     assert conf["execution.checkpointing.interval"] == "5s"
     assert conf["metrics.reporter.prom.port"] == "9999"
@@ -321,13 +344,20 @@ def test_stateless_single_jobmanager_has_no_high_availability() -> None:
 def test_jobmanager_args_for_each_restore() -> None:
     flinkjob = job(spec(job={"allowNonRestoredState": True}))
     assert jobmanager_args(flinkjob, Restore()) == [
-        "jobmanager", "--job-entrypoint", "jobs.wc:main", "-p", "2"
+        "jobmanager",
+        "--job-entrypoint",
+        "jobs.wc:main",
+        "-p",
+        "2",
     ]
     assert jobmanager_args(flinkjob, Restore(last_state=True))[-2:] == [
-        "--last-state", "--allow-non-restored-state"
+        "--last-state",
+        "--allow-non-restored-state",
     ]
     assert jobmanager_args(flinkjob, Restore(path="/sp/savepoint-1"))[-3:] == [
-        "--from-savepoint", "/sp/savepoint-1", "--allow-non-restored-state"
+        "--from-savepoint",
+        "/sp/savepoint-1",
+        "--allow-non-restored-state",
     ]
 
 
@@ -348,8 +378,10 @@ def test_every_object_is_owned_and_labelled() -> None:
 
 def test_pod_template_merges_over_the_operators() -> None:
     template = {
-        "metadata": {"labels": {"team": "data", "app.kubernetes.io/component": "hacked"},
-                     "annotations": {"prometheus.io/scrape": "true"}},
+        "metadata": {
+            "labels": {"team": "data", "app.kubernetes.io/component": "hacked"},
+            "annotations": {"prometheus.io/scrape": "true"},
+        },
         "spec": {
             "nodeSelector": {"pool": "flink"},
             "securityContext": {"fsGroup": 2000},
@@ -370,7 +402,8 @@ def test_pod_template_merges_over_the_operators() -> None:
     assert pod["metadata"]["labels"]["team"] == "data"
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "jobmanager"
     assert pod["metadata"]["annotations"] == {
-        "flinklet.io/spec-generation": "1", "prometheus.io/scrape": "true"
+        "flinklet.io/spec-generation": "1",
+        "prometheus.io/scrape": "true",
     }
     assert pod["spec"]["nodeSelector"] == {"pool": "flink"}
     assert pod["spec"]["securityContext"]["fsGroup"] == 2000
@@ -381,7 +414,9 @@ def test_pod_template_merges_over_the_operators() -> None:
     assert main["env"][-1] == {"name": "EXTRA", "value": "1"}
     assert [m["name"] for m in main["volumeMounts"]] == ["flinklet-conf", "tmp", "data"]
     assert main["readinessProbe"] == {
-        "initialDelaySeconds": 2, "periodSeconds": 5, "failureThreshold": 3,
+        "initialDelaySeconds": 2,
+        "periodSeconds": 5,
+        "failureThreshold": 3,
         "exec": {"command": ["true"]},
     }
     assert sidecar == {"name": "sidecar", "image": "fluent-bit"}

@@ -12,8 +12,11 @@ NOW = datetime(2024, 5, 10, tzinfo=UTC)
 
 def history(*days: int) -> list[Savepoint]:
     return [
-        Savepoint(location=f"s3://b/savepoint-{d}", timestamp=f"2024-05-{d:02d}T00:00:00Z",
-                  type="PERIODIC")
+        Savepoint(
+            location=f"s3://b/savepoint-{d}",
+            timestamp=f"2024-05-{d:02d}T00:00:00Z",
+            type="PERIODIC",
+        )
         for d in days
     ]
 
@@ -25,8 +28,11 @@ def locations(items: list[Savepoint]) -> list[str]:
 def test_count_keeps_the_newest() -> None:
     plan = plan_retention(history(1, 2, 3, 4, 5), Retention(max_count=3), NOW)
     assert locations(plan.dispose) == ["s3://b/savepoint-1", "s3://b/savepoint-2"]
-    assert locations(plan.keep) == ["s3://b/savepoint-3", "s3://b/savepoint-4",
-                                    "s3://b/savepoint-5"]
+    assert locations(plan.keep) == [
+        "s3://b/savepoint-3",
+        "s3://b/savepoint-4",
+        "s3://b/savepoint-5",
+    ]
 
 
 def test_age_disposes_of_old_ones_but_only_when_a_newer_one_completed() -> None:
@@ -43,8 +49,9 @@ def test_the_last_good_savepoint_is_never_disposed_of() -> None:
 
 
 def test_protected_savepoints_are_kept_whatever_their_age() -> None:
-    plan = plan_retention(history(1, 2, 3), Retention(max_count=1), NOW,
-                          protected={"s3://b/savepoint-1"})
+    plan = plan_retention(
+        history(1, 2, 3), Retention(max_count=1), NOW, protected={"s3://b/savepoint-1"}
+    )
     assert locations(plan.dispose) == ["s3://b/savepoint-2"]
 
 

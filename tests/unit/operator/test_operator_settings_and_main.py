@@ -14,8 +14,23 @@ from flinklet_operator.settings import OperatorSettings
 from flinklet_operator.storage import FilesystemSavepointStore, savepoint_directory
 
 MODULES = [
-    "actions", "controller", "errors", "events", "jobmanager", "models", "observed",
-    "patching", "reconcile", "resources", "retention", "settings", "storage", "testing",
+    "actions",
+    "conditions",
+    "controller",
+    "errors",
+    "events",
+    "jobmanager",
+    "models",
+    "observed",
+    "patching",
+    "reconcile",
+    "resources",
+    "retention",
+    "rounds",
+    "savepointing",
+    "settings",
+    "storage",
+    "testing",
 ]
 
 
@@ -29,14 +44,16 @@ def test_defaults() -> None:
 
 
 def test_from_environment() -> None:
-    settings = OperatorSettings.from_env({
-        "WATCH_NAMESPACES": "a, b-*",
-        "FLINKLET_OPERATOR_POLL_INTERVAL": "2.5",
-        "FLINKLET_OPERATOR_JOBMANAGER_URL": "http://127.0.0.1:9000/{namespace}/{name}",
-        "FLINKLET_OPERATOR_METRICS_PORT": "0",
-        "FLINKLET_OPERATOR_LIVENESS": "",
-        "POD_NAME": "flinklet-operator-abc",
-    })
+    settings = OperatorSettings.from_env(
+        {
+            "WATCH_NAMESPACES": "a, b-*",
+            "FLINKLET_OPERATOR_POLL_INTERVAL": "2.5",
+            "FLINKLET_OPERATOR_JOBMANAGER_URL": "http://127.0.0.1:9000/{namespace}/{name}",
+            "FLINKLET_OPERATOR_METRICS_PORT": "0",
+            "FLINKLET_OPERATOR_LIVENESS": "",
+            "POD_NAME": "flinklet-operator-abc",
+        }
+    )
     assert settings.namespaces == ("a", "b-*") and not settings.clusterwide
     assert settings.poll_interval == 2.5
     assert settings.metrics_port == 0
@@ -61,8 +78,9 @@ def test_bad_settings_say_what_is_wrong(env: dict[str, str], message: str) -> No
         OperatorSettings.from_env(env)
 
 
-def test_main_rejects_bad_settings(monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_rejects_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("FLINKLET_OPERATOR_POLL_INTERVAL", "soon")
     assert main([]) == 2
     assert "FLINKLET_OPERATOR_POLL_INTERVAL" in capsys.readouterr().err

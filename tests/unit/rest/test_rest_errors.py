@@ -30,10 +30,15 @@ def assert_error(response: Any, status: int, *fragments: str) -> str:
 
 
 def wait_state(client: TestClient, job_id: str, state: str) -> None:
-    wait_for(
-        lambda: client.get(f"/jobs/{job_id}/status").json()["status"] == state,
-        what=f"job {job_id} to be {state}",
-    )
+    """Wait for ``state``; for a terminal one also for its end time (the job records it
+    just after the state)."""
+
+    def reached() -> bool:
+        details = client.get(f"/jobs/{job_id}").json()
+        ended = state not in ("FINISHED", "CANCELED", "FAILED") or details["end-time"] > 0
+        return bool(details["state"] == state and ended)
+
+    wait_for(reached, what=f"job {job_id} to be {state}")
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,7 @@ def run_taskmanager(argv: list[str]) -> int:
     supervisor = TaskManagerSupervisor(
         tm_id, slots, f"{jm_host}:{jm_port}", host, bind, float(heartbeat.split()[0]) / 1000.0
     )
-    from flinklet._private.cluster.ha import HaSettings
+    from flinklet._private.cluster.ha_metadata import HaSettings
 
     ha = HaSettings.from_configuration(conf)
     if ha is not None:  # slots find the leading JobManager in the HA ConfigMap

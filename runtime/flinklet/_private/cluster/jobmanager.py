@@ -242,16 +242,35 @@ class ClusterJob:
         elif self.restore_from is not None:
             restore = (self.restore_from, self.allow_non_restored_state)
         if restore is not None:
+            if latest is not None:
+                restored_id, is_savepoint = latest.checkpoint_id, False
+            else:
+                # read the user's savepoint here: a bad path fails now, with its reason
+                from flinklet._private.checkpoint.restore import load_metadata
+                from flinklet._private.exec.executor import _open_pointer
+
+                try:
+                    storage, resolved = _open_pointer(restore[0], self.checkpoint_settings)
+                    meta = load_metadata(storage, resolved)
+                except Exception as exc:
+                    self.attempt -= 1
+                    self.failure = JobExecutionError(
+                        f"Job '{self.job_graph.job_name}' cannot restore: {exc}", self.job_id
+                    )
+                    self.exceptions.append({"timestamp": wall_clock_ms(), "exception": str(exc),
+                                            "taskName": "restore"})
+                    self._finish(JobStatus.FAILED)
+                    return
+                restored_id, is_savepoint = meta.checkpoint_id, meta.is_savepoint
             self.restored_from = restore[0]
             self.coordinator.stats.restored += 1
             self.coordinator.stats.latest_restored = {
-                "id": latest.checkpoint_id if latest else None,
+                "id": restored_id,
                 "restore_timestamp": wall_clock_ms(),
-                "is_savepoint": latest is None,
+                "is_savepoint": is_savepoint,
                 "external_path": restore[0],
             }
-            if latest is not None:
-                self.coordinator.next_id = max(self.coordinator.next_id, latest.checkpoint_id + 1)
+            self.coordinator.next_id = max(self.coordinator.next_id, restored_id + 1)
         self.coordinator.reset_tasks(self.all_tasks)
         addresses = {s.slot_id: s.address for s in used}
         spec = {

@@ -150,10 +150,29 @@ class JobManagerService:
         with self._lock:
             self._submitted.setdefault(ident, [])
             self._programs[ident] = (entrypoint, list(args), submission)
-        self._overrides = submission
+        # a session-mode submission's parallelism, savepoint and configuration become
+        # the defaults of the program's environments
+        from flinklet.datastream.stream_execution_environment import (
+            ProgramContext,
+            reset_program_context,
+            set_program_context,
+        )
+
+        overrides = Configuration()
+        if submission is not None:
+            for key, value in submission.configuration.items():
+                overrides.set_string(key, value)
+            if submission.parallelism is not None:
+                overrides.set_integer("parallelism.default", submission.parallelism)
+            if submission.savepoint_path:
+                overrides.set_string("execution.state-recovery.path", submission.savepoint_path)
+            if submission.allow_non_restored_state:
+                overrides.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
+        token = set_program_context(ProgramContext(overrides))
         try:
             run_program(entrypoint, list(args))
         finally:
+            reset_program_context(token)
             with self._lock:
                 self._programs.pop(ident, None)
 
@@ -165,10 +184,6 @@ class JobManagerService:
         restore_from: str | None,
         allow_non_restored_state: bool,
     ) -> ClusterJob:
-        sub = getattr(self, "_overrides", None)
-        if sub is not None and sub.savepoint_path:
-            restore_from = sub.savepoint_path
-            allow_non_restored_state = sub.allow_non_restored_state
         # slots import the program's modules by the same paths (same image / machine)
         import sys
 
@@ -273,10 +288,14 @@ def start_jobmanager_process(
 ) -> ClusterHandle:
     """Start the JobManager (RPC, REST). With ``high-availability.type: kubernetes`` it
     starts as a standby; ``application`` is the application mode's (entrypoint, args)."""
+    from flinklet._private.cluster.ha import HaSettings, KubernetesHighAvailability
+
+    ha_settings = HaSettings.from_configuration(conf)  # invalid HA settings fail first
     rpc_host = conf.get_string("jobmanager.bind-host", "127.0.0.1")
     rpc_port = conf.get_integer("jobmanager.rpc.port", 6123)
     timeout = conf.get_string("heartbeat.timeout", "10000")
     jm = JobManager(rpc_host, rpc_port, int(str(timeout).split()[0]), conf.to_dict()).start()
+    jm.leader = ha_settings is None  # with HA: a standby until the Lease says otherwise
     service = JobManagerService(jm, conf)
     service.install_context()
     server = None
@@ -289,9 +308,6 @@ def start_jobmanager_process(
         server.start()
         rest_port = server.port
     handle = ClusterHandle(jm, service, server, rest_host, rest_port)
-    from flinklet._private.cluster.ha import HaSettings, KubernetesHighAvailability
-
-    ha_settings = HaSettings.from_configuration(conf)
-    if ha_settings is not None:  # a standby until the Lease says otherwise
+    if ha_settings is not None:
         KubernetesHighAvailability(ha_settings).start(handle, application)
     return handle

@@ -43,7 +43,7 @@ from flinklet._private.metrics import MetricRegistry
 from flinklet.errors import JobCancelledError, UserFunctionError
 
 if TYPE_CHECKING:
-    from flinklet._private.cluster.ha import LeaderInfo, LeaderRetriever
+    from flinklet._private.cluster.ha_metadata import LeaderInfo, LeaderRetriever
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ def main(argv: list[str]) -> int:
     host, _, port = ns.jobmanager.rpartition(":")
     retriever = None
     if ns.ha_cluster_id:
-        from flinklet._private.cluster.ha import HaSettings, LeaderRetriever
+        from flinklet._private.cluster.ha_metadata import HaSettings, LeaderRetriever
 
         retriever = LeaderRetriever(HaSettings(ns.ha_cluster_id, ns.ha_namespace))
     SlotProcess(
