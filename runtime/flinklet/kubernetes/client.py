@@ -376,7 +376,12 @@ class KubernetesClient:
         if resp.status_code < 300:
             if not resp.content:
                 return {}
-            answer = resp.json()
+            try:
+                answer = resp.json()
+            except ValueError as exc:
+                raise ApiUnavailableError(
+                    f"{method} {path}: the answer is not JSON ({resp.text[:200]!r})"
+                ) from exc
             return answer if isinstance(answer, dict) else {"items": answer}
         raise _status_error(method, path, resp)
 

@@ -314,6 +314,11 @@ class LeaderElector:
         except KubernetesError as exc:
             log.warning("leader election on %s/%s: %s", self.namespace, self.lease_name, exc)
             outcome = None
+        except (ValueError, TypeError, KeyError) as exc:  # a malformed Lease: a failed round
+            log.error(
+                "leader election on %s/%s: bad Lease: %r", self.namespace, self.lease_name, exc
+            )
+            outcome = None
         with self._lock:
             if outcome is not None:
                 epoch, renewed = outcome
