@@ -11,6 +11,7 @@ clients (and the Kubernetes operator) can read the final status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -260,16 +261,15 @@ def cluster_command(argv: list[str]) -> int:
             print("flinklet: no local cluster is running (nothing to stop)")
             return 0
         for line in pids.read_text().split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         pids.unlink()
         print("flinklet: local cluster stopped")
         return 0
     if pids.exists():
         print(
-            f"flinklet: a local cluster seems to be running ({pids}); run 'flinklet cluster stop' first",
+            f"flinklet: a local cluster seems to be running ({pids}); "
+            "run 'flinklet cluster stop' first",
             file=sys.stderr,
         )
         return 1

@@ -13,11 +13,13 @@ checkpoint.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -257,8 +259,9 @@ class ClusterJob:
                     self.failure = JobExecutionError(
                         f"Job '{self.job_graph.job_name}' cannot restore: {exc}", self.job_id
                     )
-                    self.exceptions.append({"timestamp": wall_clock_ms(), "exception": str(exc),
-                                            "taskName": "restore"})
+                    self.exceptions.append(
+                        {"timestamp": wall_clock_ms(), "exception": str(exc), "taskName": "restore"}
+                    )
                     self._finish(JobStatus.FAILED)
                     return
                 restored_id, is_savepoint = meta.checkpoint_id, meta.is_savepoint
@@ -294,9 +297,7 @@ class ClusterJob:
         """Cancel the attempt everywhere, then restart or fail the job."""
         if self.phase in ("DONE",):
             return
-        log.warning(
-            "Job %s attempt %d failed: %s", self.job_id, self.attempt, reason[-700:]
-        )
+        log.warning("Job %s attempt %d failed: %s", self.job_id, self.attempt, reason[-700:])
         self.exceptions.append(
             {"timestamp": wall_clock_ms(), "exception": reason, "taskName": operator}
         )
@@ -412,7 +413,7 @@ class ClusterJob:
                 user_future.set_exception(exc)
                 self._final = _done_future()
                 return
-            pending.future.add_done_callback(lambda f, u=user_future: _chain(f, u))
+            pending.future.add_done_callback(functools.partial(_chain, target=user_future))
             self._final = pending.future
             return
         if not self.checkpoint_settings.enabled or coordinator._checkpoint_root is None:
@@ -432,8 +433,8 @@ class ClusterJob:
         elif kind == "task_failed":
             self.fail_attempt(message[3], message[4])
         elif kind == "task_finished":
-            self.finished_tasks.add(tuple(message[3]))  # type: ignore[arg-type]
-            self.coordinator.task_finished(tuple(message[3]), None)  # type: ignore[arg-type]
+            self.finished_tasks.add(tuple(message[3]))
+            self.coordinator.task_finished(tuple(message[3]), None)
         elif kind == "checkpoint":
             _, _, _, ckind, payload = message
             self.coordinator.post(ckind, payload)
@@ -460,7 +461,7 @@ class ClusterJob:
         try:
             if kind == "job_savepoint":
                 pending = self.coordinator.trigger(wall_clock_ms(), True, request[2])
-                pending.future.add_done_callback(lambda f, u=future: _chain(f, u))
+                pending.future.add_done_callback(functools.partial(_chain, target=future))
             elif kind == "job_stop":
                 _, _, target, drain, _f = request
                 if drain:
@@ -472,6 +473,10 @@ class ClusterJob:
                     self._stopping = (pending.future, future)
         except CheckpointError as exc:
             future.set_exception(exc)
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
 
 
 def _done_future() -> Future[str]:
@@ -666,7 +671,7 @@ class JobManager:
                     "currentInputWatermark": r["watermark"],
                 }
                 for name, value in values.items():
-                    job.registry.register(f"{scope}.{name}", Gauge(lambda v=value: v))
+                    job.registry.register(f"{scope}.{name}", Gauge(_constant(value)))
 
     def _slot_lost(self, slot_id: str, reason: str) -> None:
         slot = self.slots.get(slot_id)

@@ -13,6 +13,7 @@ in-process channels.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections import deque
@@ -103,7 +104,7 @@ class _Connection:
                 self.ready.clear()
                 queue = self.queue
                 while queue:
-                    chunk = []
+                    chunk: list[bytes] = []
                     while queue and len(chunk) < 64:
                         chunk.append(queue.popleft())
                     writer.write(b"".join(chunk))
@@ -185,7 +186,7 @@ class NetworkService:
             conn = _Connection(self, consumer)
             self._connections[consumer] = conn
             asyncio.run_coroutine_threadsafe(conn.run(), self.loop)
-        ch = RemoteOutputChannel(key, lambda k, item, c=conn: self._send(c, k, item))
+        ch = RemoteOutputChannel(key, functools.partial(self._send, conn))
         ch.granted += self._early_credits.pop(key, 0)
         self.outputs[key] = ch
         conn.queue.append(frame(("open", key, None)))

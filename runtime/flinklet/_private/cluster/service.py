@@ -8,6 +8,7 @@ cluster's configuration as their environments' defaults.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -59,10 +60,10 @@ class JobManagerService:
         return f"flinklet-{__version__}"
 
     def jobs(self) -> list[JobLike]:
-        return list(self.jm.jobs.values())  # type: ignore[arg-type]
+        return list(self.jm.jobs.values())
 
     def job(self, job_id: str) -> JobLike | None:
-        return self.jm.jobs.get(job_id)  # type: ignore[return-value]
+        return self.jm.jobs.get(job_id)
 
     def configuration(self) -> dict[str, str]:
         return self.conf.to_dict()
@@ -207,10 +208,8 @@ class JobManagerService:
             holder = self._submitted.get(threading.get_ident())
         if holder is not None:
             holder.append(job)
-        try:
+        with contextlib.suppress(RuntimeError):
             ARGV_LOCK.release()
-        except RuntimeError:
-            pass
         return job
 
     def _ha_record(
@@ -304,7 +303,7 @@ def start_jobmanager_process(
     if rest:
         from flinklet._private.rest.server import RestServer
 
-        server = RestServer(service, rest_host, rest_port)  # type: ignore[arg-type]
+        server = RestServer(service, rest_host, rest_port)
         server.start()
         rest_port = server.port
     handle = ClusterHandle(jm, service, server, rest_host, rest_port)

@@ -10,6 +10,7 @@ messages and are applied on the runner's scheduler thread between rounds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
     from flinklet._private.cluster.ha_metadata import LeaderInfo, LeaderRetriever
 
 log = logging.getLogger(__name__)
+
+
+def _of_attempt(key: Any, job_id: str, attempt: int) -> bool:
+    return bool(key[0] == job_id and key[1] == attempt)
 
 
 class ControlConnection:
@@ -153,7 +158,7 @@ class JobRunner(threading.Thread):
             self.send(("task_failed", self.job_id, self.attempt, detail, "deployment"))
         finally:
             self.slot.network.release(
-                lambda k, j=self.job_id, a=self.attempt: k[0] == j and k[1] == a
+                functools.partial(_of_attempt, job_id=self.job_id, attempt=self.attempt)
             )
             for t in self.tasks:
                 try:
@@ -176,12 +181,13 @@ class JobRunner(threading.Thread):
             pointer, allow = spec["restore"]
             storage, resolved = _open_pointer(pointer, spec["checkpoint_settings"])
             plan = plan_restore(
-                storage, resolved, job_graph, allow,
+                storage,
+                resolved,
+                job_graph,
+                allow,
                 options=spec["checkpoint_settings"].storage_options,
             )
-        self.peers = {
-            tuple(a) for sid, a in spec["addresses"].items() if sid != me
-        }
+        self.peers = {tuple(a) for sid, a in spec["addresses"].items() if sid != me}
         scheduler_wakeup = threading.Event()
         self.slot.wakeups.append(scheduler_wakeup)
         channels = slot_channels(
@@ -259,7 +265,7 @@ class JobRunner(threading.Thread):
             _, cid, ts, is_savepoint, pointer = request
             storage = _storage_for(pointer, self.spec["checkpoint_settings"].storage_options)
             pending = _Pending(cid, ts, is_savepoint, storage, pointer)
-            cp._trigger_sources(pending)  # running sources: snapshot + barrier
+            cp._trigger_sources(pending)  # type: ignore[arg-type]  # duck-typed pending
             for key, lazy in list(self.proxy.finished.items()):
                 snapshots = lazy() if callable(lazy) else lazy
                 self.proxy.finished[key] = snapshots
@@ -399,9 +405,9 @@ class SlotProcess:
                     self._wake_all()
         elif kind in ("trigger", "notify", "stop_sources", "resume_sources", "close"):
             job_id, attempt = message[1], message[2]
-            runner = self.runners.get((job_id, attempt))
-            if runner is not None:
-                runner.requests.put((kind, *message[3:]))
+            maybe_runner = self.runners.get((job_id, attempt))
+            if maybe_runner is not None:
+                maybe_runner.requests.put((kind, *message[3:]))
                 self._wake_all()
         elif kind == "shutdown":
             self._stop.set()
