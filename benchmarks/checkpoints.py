@@ -2,7 +2,7 @@
 
 The job: ``DataGeneratorSource`` of ``(i % keys, i)`` -> ``key_by`` -> a
 ``KeyedProcessFunction`` keeping a running sum per key in ``ValueState`` -> a counting
-sink; 1,000,000 records over 1,000,000 keys in full mode (20,000 with ``--quick``), so
+sink; 1,000,000 records over 1,000,000 keys in full mode (60,000 with ``--quick``), so
 the state grows to 1,000,000 keys. (One record per key keeps the RocksDB runs, at some
 30,000 records/s here, near half a minute each.) It runs on the local engine at
 parallelism 1 without checkpoints and with a checkpoint every second, on the hashmap
@@ -109,7 +109,7 @@ def _median(values: Iterator[float] | list[float]) -> float | None:
 
 @experiment("checkpoints", "local", "Checkpoint overhead, duration and size, 1M keys")
 def checkpoints(ctx: Context) -> list[Figure]:
-    keys = 20_000 if ctx.quick else 1_000_000
+    keys = 60_000 if ctx.quick else 1_000_000
     records = keys
     expected = running_sums(records, keys)
     state_bytes = len(pickle.dumps({k: v for k, v in keyed_pairs(keys, keys)}))

@@ -320,18 +320,20 @@ def savepoints(ctx: Context) -> list[Figure]:
     figures = []
     for row in rows:
         keys = row["keys"]
-        figures.append(
-            Figure(
-                f"savepoint time, {keys:,} keys",
-                row["savepoint_s"],
-                "s",
-                f"savepoint time, {smallest['keys']:,} keys",
-                smallest["savepoint_s"],
-                detail=f"{row['savepoint_bytes']:,} bytes "
-                f"({row['savepoint_bytes'] / keys:.0f} bytes per key)",
-                group="savepoint time",
+        if row is not smallest:  # the smallest state is the savepoints' baseline
+            figures.append(
+                Figure(
+                    f"savepoint time, {keys:,} keys",
+                    row["savepoint_s"],
+                    "s",
+                    f"savepoint time, {smallest['keys']:,} keys",
+                    smallest["savepoint_s"],
+                    detail=f"{row['savepoint_bytes']:,} bytes "
+                    f"({row['savepoint_bytes'] / keys:.0f} bytes per key; {smallest['keys']:,} "
+                    f"keys: {smallest['savepoint_bytes']:,} bytes)",
+                    group="savepoint time",
+                )
             )
-        )
         figures.append(
             Figure(
                 f"restore rescaled 1 -> 2, {keys:,} keys",

@@ -254,10 +254,10 @@ def _builtin_peers() -> list[Peer]:
             check="import pyflink.datastream, subprocess; "
             "subprocess.run(['java', '-version'], check=True, capture_output=True)",
             # a PyFlink job takes 10-15 s to start here (mini-cluster, Python worker) and
-            # runs Python functions at ~10-20 k records/s: 100,000 records keep each
-            # workload near a minute
+            # runs Python functions at ~10-20 k records/s: 100,000 records and one timed
+            # run (after the warm-up) keep each workload under a minute
             max_records=(100_000, 20_000),
-            max_repeats=2,
+            max_repeats=1,
             needs_java=True,
             environment=_pyflink_environment,
         ),

@@ -434,7 +434,8 @@ def reconcile(job: FlinkJob, observed: Observed, now: datetime) -> Decision:
 
 def cleanup_actions(name: str) -> list[Action]:
     """Delete everything of FlinkJob ``name``: its children, and the runtime's
-    high-availability ConfigMaps (leader and checkpoint pointers) for its cluster id."""
+    high-availability leftovers for its cluster id (the leader Lease, and the ConfigMaps
+    labelled ``flinklet.io/cluster-id=<name>`` holding leader and checkpoint pointers)."""
     n = names(name)
     return [
         DeleteResources(
@@ -443,6 +444,8 @@ def cleanup_actions(name: str) -> list[Action]:
                 ResourceRef("apps/v1", "Deployment", n.jobmanager),
                 ResourceRef("v1", "Service", n.service),
                 ResourceRef("v1", "ConfigMap", n.config_map),
+                # the runtime's leader-election Lease (high availability)
+                ResourceRef("coordination.k8s.io/v1", "Lease", f"{name}-jobmanager-leader"),
             )
         ),
         DeleteConfigMaps(f"flinklet.io/cluster-id={name}"),

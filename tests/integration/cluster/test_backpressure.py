@@ -46,7 +46,9 @@ def test_slow_sink_backpressures_source_with_bounded_memory(local_cluster: Any) 
     rate = (emitted_after - emitted_before) / 4
     assert rate < 5_000, f"source not backpressured: {rate:.0f} records/s"
     for pid in pids:
-        assert after[pid] - before[pid] < 40, f"slot {pid} grew {before[pid]:.0f} -> {after[pid]:.0f} MB"
+        assert after[pid] - before[pid] < 40, (
+            f"slot {pid} grew {before[pid]:.0f} -> {after[pid]:.0f} MB"
+        )
         assert after[pid] < 400
 
 

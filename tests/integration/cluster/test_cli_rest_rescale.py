@@ -46,17 +46,29 @@ def committed(directory: Path) -> list[str]:
 def test_stop_with_savepoint_and_resume_at_another_parallelism(tmp_path: Path) -> None:
     rpc, rest_port = free_port(), free_port()
     rest = f"http://127.0.0.1:{rest_port}"
-    common = [f"-Djobmanager.rpc.port={rpc}", f"-Drest.port={rest_port}",
-              f"-Dexecution.checkpointing.dir=file://{tmp_path}/checkpoints",
-              "-Dheartbeat.timeout=5000"]
+    common = [
+        f"-Djobmanager.rpc.port={rpc}",
+        f"-Drest.port={rest_port}",
+        f"-Dexecution.checkpointing.dir=file://{tmp_path}/checkpoints",
+        "-Dheartbeat.timeout=5000",
+    ]
     logs = tmp_path / "logs"
     logs.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-m", "flinklet", "jobmanager", *common],
-                              stdout=open(logs / "jm.log", "wb"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flinklet", "jobmanager", *common],
+            stdout=open(logs / "jm.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+    ]
     for i in range(3):
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "flinklet", "taskmanager", f"--tm-id=tm{i}", *common],
-            stdout=open(logs / f"tm{i}.log", "wb"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "flinklet", "taskmanager", f"--tm-id=tm{i}", *common],
+                stdout=open(logs / f"tm{i}.log", "wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
@@ -68,23 +80,37 @@ def test_stop_with_savepoint_and_resume_at_another_parallelism(tmp_path: Path) -
             time.sleep(0.3)
         out = tmp_path / "out"
         total = 9_000
-        submitted = flinklet("run", "-m", f"127.0.0.1:{rest_port}", "-d", "-p", "2", JOB,
-                             str(out), str(total), "500")
+        submitted = flinklet(
+            "run", "-m", f"127.0.0.1:{rest_port}", "-d", "-p", "2", JOB, str(out), str(total), "500"
+        )
         job_id = submitted.split()[-1].strip()
         assert len(job_id) == 32, submitted
         running = wait_state(rest, job_id, "RUNNING")
         assert [v["parallelism"] for v in running["vertices"]] == [2, 2]  # type: ignore[index]
         time.sleep(1)
-        stopped = flinklet("stop", "-m", f"127.0.0.1:{rest_port}", "-p", str(tmp_path / "sp"),
-                           job_id)
+        stopped = flinklet(
+            "stop", "-m", f"127.0.0.1:{rest_port}", "-p", str(tmp_path / "sp"), job_id
+        )
         savepoint = stopped.strip().split()[-1]
         assert "savepoint-" in savepoint
         wait_state(rest, job_id, "FINISHED")
         before = committed(out)
         assert 0 < len(before) < total
 
-        resumed = flinklet("run", "-m", f"127.0.0.1:{rest_port}", "-d", "-p", "3", "-s",
-                           savepoint, JOB, str(out), str(total), "3000")
+        resumed = flinklet(
+            "run",
+            "-m",
+            f"127.0.0.1:{rest_port}",
+            "-d",
+            "-p",
+            "3",
+            "-s",
+            savepoint,
+            JOB,
+            str(out),
+            str(total),
+            "3000",
+        )
         new_id = resumed.split()[-1].strip()
         details = wait_state(rest, new_id, "RUNNING")
         assert [v["parallelism"] for v in details["vertices"]] == [3, 3]  # type: ignore[index]

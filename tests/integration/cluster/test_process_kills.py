@@ -94,7 +94,9 @@ def test_twenty_process_kills_with_file_checkpoints(local_cluster: Any, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.s3
-def test_process_kills_with_s3_checkpoints(local_cluster: Any, tmp_path: Path, s3_server: Any) -> None:
+def test_process_kills_with_s3_checkpoints(
+    local_cluster: Any, tmp_path: Path, s3_server: Any
+) -> None:
     cluster = local_cluster(taskmanagers=2, slots=1)
     conf = Configuration()
     conf.set_string("execution.checkpointing.dir", f"s3://{s3_server.bucket}/kills-{os.getpid()}")

@@ -316,6 +316,10 @@ def test_the_finalizer_holds_deletion_until_the_final_savepoint(
         f"/api/v1/namespaces/{namespace}/configmaps",
         {"metadata": {"name": "wc-leader", "labels": {"flinklet.io/cluster-id": "wc"}}},
     )
+    cluster.http.post(
+        f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+        {"metadata": {"name": "wc-jobmanager-leader"}, "spec": {"holderIdentity": "jm-0"}},
+    )
     stub.hold_savepoints = True
     try:
         cluster.http.delete(fj_url(namespace))
@@ -336,6 +340,8 @@ def test_the_finalizer_holds_deletion_until_the_final_savepoint(
     assert deployment(cluster, namespace, "wc-taskmanager") is None
     for path in ("services/wc-rest", "configmaps/wc-config", "configmaps/wc-leader"):
         assert cluster.http.get_or_none(f"/api/v1/namespaces/{namespace}/{path}") is None, path
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/wc-jobmanager-leader"
+    assert cluster.http.get_or_none(lease) is None
     wait_events(cluster, namespace, "Deleting", "SavepointTriggered", "SavepointCompleted")
     final = [inc for inc in stub.history(namespace, "wc")][-1].job
     assert final.state == "FINISHED"

@@ -424,9 +424,17 @@ def test_delete_removes_children_and_ha_leftovers_only() -> None:
                 "metadata": {"name": name, "namespace": "jobs", "labels": labels},
             }
         )
+    world.kube.add(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "wc-jobmanager-leader", "namespace": "jobs"},
+        }
+    )
     world.kube.mark_deleting(*FJ, "jobs", "wc")
     outcome = world.controller.delete("jobs", "wc")
     assert outcome.done
+    assert world.kube.names_of("Lease", "jobs") == []
     assert world.kube.names_of("Deployment", "jobs") == []
     assert world.kube.names_of("Service", "jobs") == []
     assert world.kube.names_of("ConfigMap", "jobs") == ["other-leader"]

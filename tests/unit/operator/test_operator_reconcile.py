@@ -806,6 +806,7 @@ def test_deletion_without_savepoint_cleans_up_at_once() -> None:
         "wc-jobmanager",
         "wc-rest",
         "wc-config",
+        "wc-jobmanager-leader",
     ]
     assert decision.actions[1] == DeleteConfigMaps("flinklet.io/cluster-id=wc")
     assert reasons(decision) == ["Deleting"]

@@ -150,9 +150,13 @@ def run_taskmanager(argv: list[str]) -> int:
     )
     from flinklet._private.cluster.ha_metadata import HaSettings
 
+    prom_port = conf.get_string("metrics.reporter.prom.port", "")
+    metrics_args = [f"--metrics-port={prom_port}"] if prom_port else []
     ha = HaSettings.from_configuration(conf)
+    supervisor.slot_args = list(metrics_args)
     if ha is not None:  # slots find the leading JobManager in the HA ConfigMap
         supervisor.slot_args = [
+            *metrics_args,
             f"--ha-cluster-id={ha.cluster_id}",
             f"--ha-namespace={ha.namespace}",
             f"--ha-poll-interval={ha.timings.retry_period_s}",

@@ -496,6 +496,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ha-cluster-id", help="HA: find the leading JobManager of this cluster")
     parser.add_argument("--ha-namespace", default="default")
     parser.add_argument("--ha-poll-interval", type=float, default=2.0)
+    parser.add_argument(
+        "--metrics-port",
+        default=None,
+        help="serve Prometheus metrics on this port or the first free one of a range a-b",
+    )
     ns = parser.parse_args(argv)
     if os.environ.get("FLINKLET_DIE_WITH_PARENT") == "1":
         _die_with_parent()
@@ -510,7 +515,7 @@ def main(argv: list[str]) -> int:
         from flinklet._private.cluster.ha_metadata import HaSettings, LeaderRetriever
 
         retriever = LeaderRetriever(HaSettings(ns.ha_cluster_id, ns.ha_namespace))
-    SlotProcess(
+    slot = SlotProcess(
         ns.tm_id,
         ns.index,
         (host, int(port)),
@@ -519,5 +524,15 @@ def main(argv: list[str]) -> int:
         ns.heartbeat_interval,
         retriever,
         ns.ha_poll_interval,
-    ).run()
+    )
+    if ns.metrics_port:
+        from flinklet._private.metrics.prometheus import PrometheusServer, render_all
+
+        server = PrometheusServer(
+            lambda: render_all([(r.registry, ()) for r in list(slot.runners.values())]),
+            host=ns.bind_host or ns.host,
+            port=ns.metrics_port,
+        ).start()
+        logging.getLogger(__name__).info("Prometheus metrics on port %d", server.port)
+    slot.run()
     return 0
