@@ -5,13 +5,15 @@ loop; a run times both, reports the engine's time as a ratio of the loop's (meas
 the same run, on the same machine) and fails if their results differ. Run it from the
 repository root::
 
-    python -m benchmarks            # full suite, best of 5 -> benchmarks/results/
+    python -m benchmarks            # workloads + local experiments -> benchmarks/results/
+    python -m benchmarks --all      # + cluster experiments + PyFlink and Bytewax peers
     python -m benchmarks --quick    # small inputs, one repeat
-    python -m benchmarks --only keyed_sum pipeline
+    python -m benchmarks --only keyed_sum pipeline nexmark latency
     python -m benchmarks --profile --only keyed_sum   # cProfile the engine program
 
-Workloads register themselves (``benchmarks.registry``); other stream processors plug
-in as peers (``benchmarks.peers``). See ``docs/benchmarks.md``.
+Workloads register themselves (``benchmarks.registry``); system experiments (latency,
+checkpoints, scaling, recovery, savepoints) too (``benchmarks.experiments``); other
+stream processors plug in as peers (``benchmarks.peers``). See ``docs/benchmarks.md``.
 """
 
 from benchmarks.registry import Outcome, Workload, register, registered

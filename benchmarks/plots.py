@@ -143,8 +143,9 @@ def _peer_plot(run: Run, results_dir: Path) -> list[str]:
             )
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_yscale("log")
-    ax.set_ylim(0.5, max(values) * 2)
-    _log_axis(ax.yaxis, 0.5, max(values) * 2)
+    lo = min(0.5, min(values) / 1.5)
+    ax.set_ylim(lo, max(values) * 2)
+    _log_axis(ax.yaxis, lo, max(values) * 2)
     ax.set_xticks(range(len(rows)), [r.workload.name for r in rows], fontsize=8)
     ax.set_ylabel("time / plain-loop time, same records (log; lower is better)")
     ax.set_title(f"Flinklet and peers vs plain Python loop — {_title_tail(run)}", fontsize=10)
@@ -186,7 +187,7 @@ def _experiment_plot(run: Run, x: Any, results_dir: Path) -> str:
     else:
         ax.set_xlim(0, max(hi, 1.2))
     ax.set_xlabel("value / baseline, same run (green: better than the baseline)")
-    ax.set_title(f"{x.experiment.title} — {_title_tail(run)}", fontsize=10)
+    ax.set_title(f"{x.experiment.title}\n{_title_tail(run)}", fontsize=10)
     fig.tight_layout()
     name = f"experiment-{x.experiment.name}.png"
     fig.savefig(results_dir / name, dpi=110)

@@ -8,7 +8,6 @@ See sensor_windowed_average.py for the windowed (per second) version.
 from __future__ import annotations
 
 from _sensors import SensorReading, sensor_source
-
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream import StreamExecutionEnvironment
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from _sensors import SensorReading, sensor_source
-
 from flinklet.common import Types
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream import (
@@ -26,12 +25,8 @@ INTERVAL_MS = 1_000
 
 class TempIncreaseAlert(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.last_temp = runtime_context.get_state(
-            ValueStateDescriptor("lastTemp", Types.DOUBLE())
-        )
-        self.current_timer = runtime_context.get_state(
-            ValueStateDescriptor("timer", Types.LONG())
-        )
+        self.last_temp = runtime_context.get_state(ValueStateDescriptor("lastTemp", Types.DOUBLE()))
+        self.current_timer = runtime_context.get_state(ValueStateDescriptor("timer", Types.LONG()))
 
     def process_element(self, value: SensorReading, ctx: Any) -> Any:
         previous = self.last_temp.value()

@@ -57,7 +57,7 @@ def test_stop_with_savepoint_and_resume_at_another_parallelism(tmp_path: Path) -
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "flinklet", "jobmanager", *common],
-            stdout=open(logs / "jm.log", "wb"),
+            stdout=open(logs / "jm.log", "wb"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
         )
     ]
@@ -65,7 +65,7 @@ def test_stop_with_savepoint_and_resume_at_another_parallelism(tmp_path: Path) -
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "flinklet", "taskmanager", f"--tm-id=tm{i}", *common],
-                stdout=open(logs / f"tm{i}.log", "wb"),
+                stdout=open(logs / f"tm{i}.log", "wb"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
         )

@@ -390,7 +390,7 @@ def test_owner_references_let_the_garbage_collector_remove_children(
                 check=gc_operator.process.check_alive,
             )
         except TimeoutError as exc:
-            pytest.fail(f"{exc}\noperator log:\n{gc_operator.log(60)}")
+            pytest.fail(f"{exc}\noperator log ({gc_operator.log_path}):\n{gc_operator.log(60)}")
         gc_operator.stop()
         cluster.http.patch(fj_url(namespace), {"metadata": {"finalizers": None}})
         cluster.http.delete(fj_url(namespace))

@@ -95,8 +95,13 @@ def test_shared_files_are_reference_counted(tmp_path: Path) -> None:
     assert len(retained) == 2
     shared_dir = tmp_path / "ckpt" / job.job_id / "shared"
     on_disk = {p.name for p in shared_dir.iterdir()}
-    needed = {f for c in retained for op in c.metadata.operators.values()
-              for h in op.subtasks for f in h.shared}
+    needed = {
+        f
+        for c in retained
+        for op in c.metadata.operators.values()
+        for h in op.subtasks
+        for f in h.shared
+    }
     # every file a retained checkpoint needs is there
     assert needed and needed <= on_disk
     # older checkpoints' files that no retained checkpoint needs were deleted on the way

@@ -3,9 +3,9 @@ file checkpoint storage in a temp dir)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
-import time
 from typing import Any
 
 import pytest

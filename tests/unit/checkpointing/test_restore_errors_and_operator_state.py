@@ -36,7 +36,9 @@ class Count(KeyedProcessFunction):
         yield ctx.get_current_key(), self.n.value()
 
 
-def take_savepoint(tmp_path: Path, build: Any, parallelism: int = 2, conf: Configuration | None = None) -> str:
+def take_savepoint(
+    tmp_path: Path, build: Any, parallelism: int = 2, conf: Configuration | None = None
+) -> str:
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
     build(env)
@@ -67,17 +69,19 @@ def restore_env(path: str, allow: bool = False) -> StreamExecutionEnvironment:
 def test_unknown_operator_uid_fails_unless_allowed(tmp_path: Path) -> None:
     path = take_savepoint(tmp_path, counting_job)
     env = restore_env(path)
-    env.from_source(DataGeneratorSource(lambda i: i, 10), WatermarkStrategy.no_watermarks(), "n").uid(
-        "src"
-    ).key_by(lambda x: x % 3).process(Count()).uid("renamed").add_sink(lambda v: None)
-    with pytest.raises(SavepointRestoreError, match="operator uid 'counter'.*allow_non_restored_state"):
+    env.from_source(
+        DataGeneratorSource(lambda i: i, 10), WatermarkStrategy.no_watermarks(), "n"
+    ).uid("src").key_by(lambda x: x % 3).process(Count()).uid("renamed").add_sink(lambda v: None)
+    with pytest.raises(
+        SavepointRestoreError, match=r"operator uid 'counter'.*allow_non_restored_state"
+    ):
         env.execute()
 
     out: list[tuple[int, int]] = []
     env = restore_env(path, allow=True)
-    env.from_source(DataGeneratorSource(lambda i: i, 3), WatermarkStrategy.no_watermarks(), "n").uid(
-        "src"
-    ).key_by(lambda x: x % 3).process(Count()).uid("renamed").add_sink(out.append)
+    env.from_source(
+        DataGeneratorSource(lambda i: i, 3), WatermarkStrategy.no_watermarks(), "n"
+    ).uid("src").key_by(lambda x: x % 3).process(Count()).uid("renamed").add_sink(out.append)
     env.execute()
     # the renamed operator starts empty; the source's position was restored
     assert all(n == 1 for _k, n in out)
@@ -98,9 +102,9 @@ def test_metadata_path_itself_is_accepted(tmp_path: Path) -> None:
     path = take_savepoint(tmp_path, counting_job)
     env = restore_env(path + "/_metadata")
     out: list[Any] = []
-    env.from_source(DataGeneratorSource(lambda i: i, 0), WatermarkStrategy.no_watermarks(), "n").uid(
-        "src"
-    ).key_by(lambda x: x % 3).process(Count()).uid("counter").add_sink(out.append)
+    env.from_source(
+        DataGeneratorSource(lambda i: i, 0), WatermarkStrategy.no_watermarks(), "n"
+    ).uid("src").key_by(lambda x: x % 3).process(Count()).uid("counter").add_sink(out.append)
     env.execute()
     assert out == []  # the source position is past its new end; state restored without error
 
@@ -186,8 +190,12 @@ def test_broadcast_state_survives_savepoint_and_rescale(tmp_path: Path) -> None:
     rules = env.from_collection([]).uid("rules-src").broadcast(RULES)
     src = DataGeneratorSource(lambda i: i, None)
     values = env.from_source(src, WatermarkStrategy.no_watermarks(), "numbers").uid("src")
-    out = values.rebalance().connect(rules).process(Rules()).uid("apply").execute_and_collect(
-        limit=30
+    out = (
+        values.rebalance()
+        .connect(rules)
+        .process(Rules())
+        .uid("apply")
+        .execute_and_collect(limit=30)
     )
     assert {limit for _v, limit in out} == {42}
 
@@ -200,7 +208,9 @@ def test_at_least_once_mode_keeps_exact_counts_without_failures(tmp_path: Path) 
     src = DataGeneratorSource(lambda i: i, 2_000, RateLimiterStrategy.per_second(10_000))
     out: list[tuple[int, int]] = []
     a = env.from_source(src, WatermarkStrategy.no_watermarks(), "a")
-    b = env.from_source(DataGeneratorSource(lambda i: i, 1_000), WatermarkStrategy.no_watermarks(), "b")
+    b = env.from_source(
+        DataGeneratorSource(lambda i: i, 1_000), WatermarkStrategy.no_watermarks(), "b"
+    )
     a.union(b).key_by(lambda x: x % 4).process(Count()).add_sink(out.append)
     env.execute()
     last: dict[int, int] = {}

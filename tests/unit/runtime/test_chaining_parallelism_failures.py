@@ -114,9 +114,7 @@ def test_failing_user_function_names_operator_and_keeps_user_traceback() -> None
         return x
 
     env = StreamExecutionEnvironment.get_execution_environment()
-    env.from_collection([1, 2, 3]).map(lambda x: x).name("ok").map(explode).name(
-        "exploder"
-    ).print()
+    env.from_collection([1, 2, 3]).map(lambda x: x).name("ok").map(explode).name("exploder").print()
     with pytest.raises(UserFunctionError) as info:
         env.execute("failing")
     err = info.value
@@ -207,7 +205,7 @@ def test_configuration_keys_are_honoured() -> None:
 def test_misspelled_key_gets_did_you_mean() -> None:
     conf = Configuration()
     conf.set_string("paralelism.default", "3")
-    with pytest.raises(ConfigurationError, match="Did you mean 'parallelism.default'"):
+    with pytest.raises(ConfigurationError, match=r"Did you mean 'parallelism\.default'"):
         StreamExecutionEnvironment.get_execution_environment(conf)
 
 

@@ -80,7 +80,11 @@ def test_punctuated_generator_splits_batches_where_it_emits() -> None:
     )
     # the mark (t=20) emits watermark 20 after itself: later records see it
     assert [(v, wm) for v, _ts, wm in out] == [
-        ("a", MIN), ("b", MIN), ("mark", MIN), ("c", 20), ("d", 20)
+        ("a", MIN),
+        ("b", MIN),
+        ("mark", MIN),
+        ("c", 20),
+        ("d", 20),
     ]
 
 
@@ -148,9 +152,7 @@ def test_watermark_is_minimum_over_input_channels() -> None:
     slow = slow.assign_timestamps_and_watermarks(
         strategy.with_timestamp_assigner(lambda e, ts: e[0])
     )
-    out = fast.union(slow).process(SeeWatermark()).disable_chaining().execute_and_collect(
-        limit=10
-    )
+    out = fast.union(slow).process(SeeWatermark()).disable_chaining().execute_and_collect(limit=10)
     assert len(out) == 6
     for (_t, source), ts, wm in out:
         if source == "slow":
@@ -233,7 +235,9 @@ def test_timers_are_scoped_per_key() -> None:
     env = env_p(3)
     data = [("a", 30), ("b", 10), ("c", 20), ("a", 5)]
     out = (
-        env.from_collection(data).key_by(lambda r: r[0]).process(PerKey())
+        env.from_collection(data)
+        .key_by(lambda r: r[0])
+        .process(PerKey())
         .execute_and_collect(limit=10)
     )
     assert sorted(out) == [("a", 5), ("a", 30), ("b", 10), ("c", 20)]
@@ -268,7 +272,5 @@ def test_final_watermark_fires_far_future_timers_of_bounded_jobs() -> None:
             yield "end", ctx.timer_service().current_watermark()
 
     env = env_p(1)
-    out = env.from_collection([1]).key_by(lambda x: x).process(Far()).execute_and_collect(
-        limit=5
-    )
+    out = env.from_collection([1]).key_by(lambda x: x).process(Far()).execute_and_collect(limit=5)
     assert out == [("end", 2**63 - 1)]

@@ -54,7 +54,9 @@ class AllStates(KeyedProcessFunction):
         self.total = ctx.get_reducing_state(
             ReducingStateDescriptor("total", lambda a, b: a + b, Types.INT())
         )
-        self.avg = ctx.get_aggregating_state(AggregatingStateDescriptor("avg", Avg(), Types.PICKLED_BYTE_ARRAY()))
+        self.avg = ctx.get_aggregating_state(
+            AggregatingStateDescriptor("avg", Avg(), Types.PICKLED_BYTE_ARRAY())
+        )
 
     def process_element(self, value: tuple[str, int], ctx: Any) -> Any:
         v = value[1]
@@ -269,6 +271,8 @@ def test_keyed_broadcast_apply_to_keyed_state() -> None:
 
     env = env_p(1)
     keyed = env.from_collection(["a", "b", "a"]).key_by(lambda v: v)
-    control = env.add_source(Late()).broadcast(MapStateDescriptor("c", Types.STRING(), Types.STRING()))
+    control = env.add_source(Late()).broadcast(
+        MapStateDescriptor("c", Types.STRING(), Types.STRING())
+    )
     out = keyed.connect(control).process(Reset()).execute_and_collect(limit=1)
     assert out == [[("a", 2), ("b", 1)]]

@@ -59,7 +59,9 @@ def test_text_file_source_reads_lines_of_files_and_directories(tmp_path: Path) -
     (tmp_path / "sub" / "b.txt").write_text("three\r\nfour")
     (tmp_path / ".hidden").write_text("ignored\n")
     env = env_p(2)
-    src = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path)).build()
+    src = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format(), str(tmp_path)
+    ).build()
     ds = env.from_source(src, WatermarkStrategy.no_watermarks(), "files")
     assert sorted(ds.execute_and_collect(limit=10)) == ["four", "one", "three", "two"]
 
