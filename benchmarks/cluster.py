@@ -104,6 +104,20 @@ class LocalCluster:
             f"only {self.alive_slots()} of {n} slots registered; logs in {self.logs}"
         )
 
+    def slot_cpu_seconds(self) -> float | None:
+        """The CPU time (user + system) the slot processes have used so far, from
+        ``/proc`` (None where there is no ``/proc``)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for slot in list(self.jm.slots.values()):
+            try:
+                with open(f"/proc/{slot.pid}/stat", encoding="ascii") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def kill_tm(self, tm_id: str) -> float:
         """SIGKILL the TaskManager; the ``time.time()`` of the kill."""
         proc = self.tms.pop(tm_id)

@@ -211,6 +211,8 @@ def _value(value: float, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "ms":
         return f"{value:.1f} ms"
+    if unit == "µs":
+        return f"{value:.2f} µs"
     return f"{value:.3g} {unit}"
 
 

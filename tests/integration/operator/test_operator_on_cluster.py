@@ -378,10 +378,12 @@ def test_owner_references_let_the_garbage_collector_remove_children(
     gc_operator = OperatorProcess(
         cluster, stub, tmp_path, watch="flinklet-gc-*", name="flinklet-operator-gc"
     )
-    gc_operator.start()
+    # The namespace and the FlinkJob exist before this operator starts (it picks them up
+    # from its initial listing), which keeps this test about garbage collection.
     namespace = make_namespace(cluster, "flinklet-gc-", need_service_account=True)
+    create(cluster, namespace, flinkjob("wc", tmp_path, job={"upgradeMode": "stateless"}))
+    gc_operator.start()
     try:
-        create(cluster, namespace, flinkjob("wc", tmp_path, job={"upgradeMode": "stateless"}))
         try:
             wait_for(
                 "the children",
