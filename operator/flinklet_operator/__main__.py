@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -63,6 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if metrics_port:
         start_http_server(metrics_port, addr=settings.metrics_address)
+    elector = _leader_election()
+    if elector is not None:
+        # only the leader reconciles; a standby blocks here until the Lease is free
+        elector.start()
+        logging.getLogger("flinklet_operator").info(
+            "waiting to lead (Lease %s/%s)", elector.namespace, elector.lease_name
+        )
+        elector.wait_for_leadership()
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,
@@ -70,6 +79,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         liveness_endpoint=liveness or None,
     )
     return 0
+
+
+def _leader_election() -> Any:
+    """A Lease elector when ``FLINKLET_OPERATOR_LEADER_ELECTION`` is true (the Helm chart
+    sets it for more than one replica). Losing the lease ends the process, so Kubernetes
+    restarts it as a standby and no two replicas ever reconcile at once."""
+    import os
+    import socket
+    import uuid
+
+    if os.environ.get("FLINKLET_OPERATOR_LEADER_ELECTION", "").lower() not in ("1", "true", "yes"):
+        return None
+    from flinklet.kubernetes import KubeConfig, KubernetesClient, LeaderElector
+
+    namespace = os.environ.get("FLINKLET_OPERATOR_NAMESPACE") or os.environ.get(
+        "POD_NAMESPACE", "default"
+    )
+    lease = os.environ.get("FLINKLET_OPERATOR_LEASE_NAME", "flinklet-operator-leader")
+    duration = float(os.environ.get("FLINKLET_OPERATOR_LEASE_DURATION", "15"))
+    identity = f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+    def lost() -> None:
+        logging.getLogger("flinklet_operator").error("lost the operator lease; exiting")
+        os._exit(1)
+
+    return LeaderElector(
+        KubernetesClient(KubeConfig.load()),
+        namespace,
+        lease,
+        identity,
+        lease_duration_s=duration,
+        renew_deadline_s=max(1.0, duration * 2 / 3),
+        retry_period_s=max(0.5, duration / 7.5),
+        on_stopped_leading=lost,
+    )
 
 
 if __name__ == "__main__":

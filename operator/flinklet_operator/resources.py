@@ -150,6 +150,8 @@ def flink_configuration(job: FlinkJob) -> dict[str, str]:
     savepoint_dir = spec.savepoint_dir(ns, name)
     conf: dict[str, str] = {
         "rest.bind-address": "0.0.0.0",
+        # TaskManagers in other pods register over RPC: listen on the pod's address
+        "jobmanager.bind-host": "0.0.0.0",
         "metrics.reporter.prom.port": str(METRICS_PORT),
     }
     if checkpoint_dir is not None:
