@@ -51,6 +51,33 @@ def load_configuration(
     return conf
 
 
+def latest_checkpoint(conf: Configuration) -> str | None:
+    """The newest completed checkpoint (by its metadata timestamp) of any job under
+    ``execution.checkpointing.dir``, as a pointer, or None."""
+    from flinklet._private.checkpoint.metadata import CheckpointMetadata
+    from flinklet._private.checkpoint.storage import storage_for
+
+    root_uri = conf.get_string("execution.checkpointing.dir", "") or conf.get_string(
+        "state.checkpoints.dir", ""
+    )
+    if not root_uri:
+        return None
+    options = {k: v for k, v in conf.to_dict().items() if k.startswith("s3.")}
+    root = storage_for(root_uri, options)
+    best: tuple[int, str] | None = None
+    for key in root.list(""):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[2] != "_metadata" or not parts[1].startswith("chk-"):
+            continue
+        try:
+            meta = CheckpointMetadata.from_bytes(root.read(key), key)
+        except Exception:  # a corrupt checkpoint is skipped, never restored from
+            continue
+        if best is None or meta.timestamp > best[0]:
+            best = (meta.timestamp, f"{root.uri.rstrip('/')}/{parts[0]}/{parts[1]}")
+    return None if best is None else best[1]
+
+
 def _setup_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("FLINKLET_LOG_LEVEL", "INFO"),
@@ -72,6 +99,12 @@ def run_jobmanager(argv: list[str]) -> int:
     parser.add_argument("-s", "--from-savepoint")
     parser.add_argument("--allow-non-restored-state", action="store_true")
     parser.add_argument(
+        "--last-state",
+        action="store_true",
+        help="restore from the newest completed checkpoint (with HA: the one recorded in the "
+        "HA ConfigMap; otherwise the newest chk-<n> under execution.checkpointing.dir)",
+    )
+    parser.add_argument(
         "--exit-on-finish",
         action="store_true",
         help="exit when the application's job reached a terminal state",
@@ -83,6 +116,14 @@ def run_jobmanager(argv: list[str]) -> int:
         conf.set_integer("parallelism.default", ns.parallelism)
     if ns.from_savepoint:
         conf.set_string("execution.state-recovery.path", ns.from_savepoint)
+    elif ns.last_state and not conf.get_string("high-availability.type", ""):
+        # with HA the new leader restores from the checkpoint recorded in the ConfigMap
+        latest = latest_checkpoint(conf)
+        if latest is not None:
+            log.info("--last-state: restoring from %s", latest)
+            conf.set_string("execution.state-recovery.path", latest)
+        else:
+            log.warning("--last-state: no completed checkpoint found; starting without state")
     if ns.allow_non_restored_state:
         conf.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
     from flinklet._private.cluster.service import start_jobmanager_process
