@@ -81,9 +81,15 @@ def run_with_kills(cluster: Any, env: StreamExecutionEnvironment, out: Path, kil
 
 
 @pytest.mark.slow
-def test_twenty_process_kills_with_file_checkpoints(local_cluster: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
+def test_twenty_process_kills_with_file_checkpoints(
+    local_cluster: Any, tmp_path: Path, backend: str
+) -> None:
     cluster = local_cluster(taskmanagers=2, slots=1)
-    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    conf.set_string("state.backend.type", backend)
+    conf.set_string("state.backend.rocksdb.localdir", str(tmp_path / "rocksdb"))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
     out = tmp_path / "out"
     run_with_kills(cluster, env, out, kills=20)
@@ -106,7 +112,7 @@ def test_process_kills_with_s3_checkpoints(
     conf.set_string("s3.path.style.access", "true")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     out = tmp_path / "out"
-    run_with_kills(cluster, env, out, kills=5)
+    run_with_kills(cluster, env, out, kills=20)
     lines = committed(out)
     assert len(lines) == len(set(lines))
     assert set(lines) == expected()
