@@ -31,6 +31,8 @@ class KeyedReduceOperator(StreamOperator):
         self.user_function = copy_function(fn)
         self._reduce = user_method(self.user_function, "reduce", "reduce", "ReduceFunction")
         self.key_selector = key_selector
+        agg = self.user_function
+        self._agg = agg if isinstance(agg, FieldAggregation) else None
 
     def setup(self, env: Any, output: Output) -> None:
         super().setup(env, output)
@@ -42,6 +44,12 @@ class KeyedReduceOperator(StreamOperator):
 
     def process_batch(self, values: Values, timestamps: Stamps) -> None:
         table, ks, reduce = self.table, self.key_selector, self._reduce
+        agg = self._agg
+        if agg is not None and values:
+            # built-in aggregations: one specialised function for a batch of one type
+            kinds = set(map(type, values))
+            if len(kinds) == 1:
+                reduce = agg.specialised(values[0])
         get = table.get
         missing = _MISSING
         if self._batch:
@@ -88,6 +96,15 @@ class FieldAggregation:
     def _first(self, acc: Any, value: Any) -> Any:  # pragma: no cover - replaced on use
         return self(acc, value)
 
+    def specialised(self, sample: Any) -> Callable[[Any, Any], Any]:
+        """The per-record function for records of ``type(sample)`` (cached)."""
+        cache: dict[type, Callable[[Any, Any], Any]] = self.__dict__.setdefault("_cache", {})
+        kind = type(sample)
+        fn = cache.get(kind)
+        if fn is None:
+            fn = cache[kind] = self._specialise(sample)
+        return fn
+
     def _specialise(self, sample: Any) -> Callable[[Any, Any], Any]:
         kind, pos = self.kind, self.position
         if isinstance(sample, (int, float)) and not isinstance(sample, bool):
@@ -103,6 +120,16 @@ class FieldAggregation:
                     f"cannot read field {i} of the {len(sample)}-tuple {sample!r} for {kind}()"
                 )
             if kind == "sum":
+                n = len(sample)
+                j = i % n
+                if n == 2:  # the common (key, value) pair: no slicing
+                    if j == 1:
+                        return lambda a, b: (a[0], a[1] + b[1])
+                    return lambda a, b: (a[0] + b[0], a[1])
+                if n == 3 and j == 1:
+                    return lambda a, b: (a[0], a[1] + b[1], a[2])
+                if n == 3 and j == 2:
+                    return lambda a, b: (a[0], a[1], a[2] + b[2])
                 return lambda a, b: a[:i] + (a[i] + b[i],) + a[i + 1 :]
             if kind == "min":
                 return lambda a, b: a if a[i] <= b[i] else a[:i] + (b[i],) + a[i + 1 :]
