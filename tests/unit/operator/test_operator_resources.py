@@ -260,6 +260,7 @@ def test_config_map_holds_the_flat_configuration() -> None:
         "jobmanager.rpc.port": "6123",
         "rest.address": "wc-rest.jobs",
         "rest.bind-address": "0.0.0.0",
+        "jobmanager.bind-host": "0.0.0.0",
         "rest.port": "8081",
         "taskmanager.numberOfTaskSlots": "2",
         "parallelism.default": "5",
