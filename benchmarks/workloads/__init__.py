@@ -6,8 +6,9 @@ workloads with ``benchmarks.registry``."""
 from benchmarks.workloads import pipeline
 from benchmarks.workloads import keyed
 from benchmarks.workloads import nexmark
+from benchmarks.workloads import nexmark_windows
 from benchmarks.workloads import windows
 
 # isort: on
 
-__all__ = ["keyed", "nexmark", "pipeline", "windows"]
+__all__ = ["keyed", "nexmark", "nexmark_windows", "pipeline", "windows"]
