@@ -34,10 +34,12 @@ class PrintSinkOperator(StreamOperator):
         stream.flush()
 
 
-class _SinkContext(SinkFunction.Context):
+class SinkContext(SinkFunction.Context):
+    """``SinkFunction.Context``: the current record's timestamp and the clocks."""
+
     __slots__ = ("_op", "ts")
 
-    def __init__(self, op: SinkFunctionOperator) -> None:
+    def __init__(self, op: StreamOperator) -> None:
         self._op = op
         self.ts: int | None = None
 
@@ -70,7 +72,7 @@ class SinkFunctionOperator(StreamOperator):
 
     def setup(self, env: Any, output: Any) -> None:
         super().setup(env, output)
-        self.ctx = _SinkContext(self)
+        self.ctx = SinkContext(self)
 
     def process_batch(self, values: Values, timestamps: Stamps) -> None:
         plain = self._plain

@@ -17,7 +17,7 @@ import pickle
 from typing import Any
 
 from flinklet._private.exec.operators import Stamps, StreamOperator, Values, copy_function
-from flinklet.datastream.functions import SinkFunction
+from flinklet._private.exec.sinks import SinkContext
 from flinklet.errors import (
     ApiUsageError,
     FlinkletError,
@@ -30,21 +30,7 @@ _STATE_VERSION = 1
 _REQUIRED = ("begin_transaction", "invoke", "pre_commit", "commit", "abort")
 
 
-class _Context(SinkFunction.Context):
-    __slots__ = ("_op", "ts")
-
-    def __init__(self, op: TwoPhaseCommitSinkOperator) -> None:
-        self._op = op
-        self.ts: int | None = None
-
-    def current_processing_time(self) -> int:
-        return self._op.env.pts.now()
-
-    def current_watermark(self) -> int:
-        return self._op.current_watermark
-
-    def timestamp(self) -> int | None:
-        return self.ts
+_Context = SinkContext  # the same context as add_sink's
 
 
 class TwoPhaseCommitSinkOperator(StreamOperator):
