@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ class LocalCluster:
                 self.start_tm()
             self.wait_for_slots(taskmanagers)
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)
             raise
 
     @property
@@ -126,7 +127,9 @@ class LocalCluster:
         proc.wait(10)
         return killed_at
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: bool = False) -> None:
+        """Stop the TaskManagers and the JobManager; the TaskManagers' logs are deleted
+        unless ``keep_logs`` (when something failed)."""
         from flinklet.datastream import stream_execution_environment as see
 
         for proc in self.tms.values():
@@ -141,6 +144,8 @@ class LocalCluster:
         see.set_context_executor(None)
         see.set_context_configuration(None)
         self._logger.setLevel(self._level)
+        if not keep_logs:
+            shutil.rmtree(self.logs, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         return self
@@ -151,4 +156,4 @@ class LocalCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.stop(keep_logs=exc is not None)
