@@ -88,6 +88,10 @@ def _deploy(r: Round, purpose: Purpose, restore: Restore) -> None:
     r.rec.failure_reason = None
     r.rec.stable_since = None
     r.status.error = None
+    if not restore.last_state:
+        # The runtime's HA metadata outranks --from-savepoint (as in Flink): a JobManager
+        # would resume the recorded job (or find it FINISHED) instead of the savepoint.
+        r.actions.append(DeleteConfigMaps(f"flinklet.io/cluster-id={r.job.name}"))
     r.actions.append(ApplyResources(tuple(build_all(r.job, restore))))
     r.set_phase("Deploying", purpose)
     if purpose == "create":

@@ -140,6 +140,15 @@ def _metadata(job: FlinkJob, name: str, component: str | None) -> dict[str, Any]
 # --------------------------------------------------------------------------- configuration
 
 
+def high_availability(job: FlinkJob) -> bool:
+    """Kubernetes HA is on with standby JobManagers or the last-state upgrade mode (which
+    needs the HA ConfigMap's checkpoint pointer), given somewhere to store its metadata."""
+    spec = job.spec
+    return spec.ha_dir(job.namespace, job.name) is not None and (
+        spec.job_manager.replicas > 1 or spec.job.upgrade_mode == "last-state"
+    )
+
+
 def flink_configuration(job: FlinkJob) -> dict[str, str]:
     """The flat Flink configuration the JobManager and TaskManagers read.
 
@@ -157,9 +166,7 @@ def flink_configuration(job: FlinkJob) -> dict[str, str]:
     if checkpoint_dir is not None:
         conf["execution.checkpointing.interval"] = DEFAULT_CHECKPOINT_INTERVAL
     ha_dir = spec.ha_dir(ns, name)
-    if ha_dir is not None and (
-        spec.job_manager.replicas > 1 or spec.job.upgrade_mode == "last-state"
-    ):
+    if ha_dir is not None and high_availability(job):
         conf["high-availability.type"] = "kubernetes"
         conf["high-availability.storageDir"] = ha_dir
     conf.update(spec.flink_configuration)
@@ -433,8 +440,13 @@ def build_taskmanager_deployment(job: FlinkJob) -> dict[str, Any]:
     tm = job.spec.task_manager
     ports = [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]
     container = _container(job, ["taskmanager"], ports, tm.resources.cpu, tm.resources.memory)
+    # With HA the slots find the leading JobManager in the HA ConfigMap: they need a token.
     template = _pod_template(
-        job, "taskmanager", container, tm.pod_template, service_account_token=False
+        job,
+        "taskmanager",
+        container,
+        tm.pod_template,
+        service_account_token=high_availability(job),
     )
     return _deployment(
         job, names(job.name).taskmanager, "taskmanager", job.spec.taskmanager_replicas(), template

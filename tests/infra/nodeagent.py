@@ -90,6 +90,41 @@ def parse_quantity(text: str | int | float) -> Decimal:
     return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
 
 
+# Flinklet configuration for the shared loopback network (see _environment).
+LOOPBACK_PROPERTIES = (
+    f"jobmanager.bind-host: {LOOPBACK}",
+    f"jobmanager.rpc.address: {LOOPBACK}",
+    f"rest.bind-address: {LOOPBACK}",
+    f"rest.address: {LOOPBACK}",
+    f"taskmanager.host: {LOOPBACK}",
+    f"taskmanager.bind-host: {LOOPBACK}",
+    "metrics.reporter.prom.port: 19250-19350",
+)
+
+
+def map_paths(text: str, mounts: Mapping[str, str]) -> str:
+    """``text`` with a leading volume mountPath replaced by its host directory (longest
+    mountPath first), also after ``=`` (``--conf=/opt/x``) and in ``:``-separated lists.
+
+    >>> map_paths("/opt/flinklet/usrlib/job.py", {"/opt/flinklet/usrlib": "/p/v/code"})
+    '/p/v/code/job.py'
+    >>> map_paths("--conf=/etc/c", {"/etc/c": "/p/v/c"}), map_paths("/etc/cx", {"/etc/c": "/x"})
+    ('--conf=/p/v/c', '/etc/cx')
+    """
+    if not mounts or "/" not in text:
+        return text
+    order = sorted(mounts, key=len, reverse=True)
+
+    def one(path: str) -> str:
+        head, sep, tail = path.rpartition("=") if path.startswith("-") else ("", "", path)
+        for mount in order:
+            if tail == mount or tail.startswith(mount.rstrip("/") + "/"):
+                return head + sep + mounts[mount] + tail[len(mount) :]
+        return path
+
+    return ":".join(one(part) for part in text.split(":"))
+
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -538,13 +573,14 @@ class NodeAgent:
     def _start(self, pod: JSON, run: PodRun, c: Container) -> None:
         restarting = c.started_at is not None
         try:
-            env = self._environment(pod, run, c)
+            mounts = self._mount_volumes(pod, run, c)
+            env = self._environment(pod, run, c, mounts)
         except (KubeHTTPError, KeyError, ValueError) as exc:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
             c.next_start = time.monotonic() + 1.0
             return
-        command = [expand(str(a), env) for a in c.spec.get("command", []) or []]
-        args = [expand(str(a), env) for a in c.spec.get("args", []) or []]
+        command = [map_paths(expand(str(a), env), mounts) for a in c.spec.get("command") or []]
+        args = [map_paths(expand(str(a), env), mounts) for a in c.spec.get("args") or []]
         if not command:
             c.state = {
                 "waiting": {
@@ -600,7 +636,9 @@ class NodeAgent:
             " ".join(command + args),
         )
 
-    def _environment(self, pod: JSON, run: PodRun, c: Container) -> dict[str, str]:
+    def _environment(
+        self, pod: JSON, run: PodRun, c: Container, mounts: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         meta = pod["metadata"]
         env = dict(os.environ)
         # Drop the agent's own connection settings; the pod gets its own below.
@@ -643,8 +681,65 @@ class NodeAgent:
                 declared[name] = value
             else:
                 declared[name] = expand(str(item.get("value", "")), {**env, **declared})
-        env.update(declared)
+        mounts = mounts or {}
+        env.update({k: map_paths(v, mounts) for k, v in declared.items()})
+        if "/tmp" in mounts:
+            env["TMPDIR"] = mounts["/tmp"]
+        # The loopback network: every pod shares 127.0.0.1, so Flinklet processes bind and
+        # connect there instead of 0.0.0.0 / Service names, and TaskManagers' Prometheus
+        # endpoints take a free port from a range. Appended last, so these lines win over
+        # the pod's own FLINKLET_PROPERTIES and its flinklet-conf.yaml.
+        env["FLINKLET_PROPERTIES"] = "\n".join(
+            filter(None, [env.get("FLINKLET_PROPERTIES", ""), *LOOPBACK_PROPERTIES])
+        )
         return env
+
+    def _mount_volumes(self, pod: JSON, run: PodRun, c: Container) -> dict[str, str]:
+        """Materialize the container's ``configMap``, ``secret`` and ``emptyDir`` volumes
+        under the pod's directory (``hostPath`` ones are used as they are) and return
+        ``{mountPath: host directory}``. There are no mount namespaces here: the agent
+        rewrites paths under a mountPath in the command, the args and the environment
+        instead (see :func:`map_paths`)."""
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        mounts: dict[str, str] = {}
+        for mount in c.spec.get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None:
+                raise KeyError(f"volumeMount {mount['name']!r} names no volume of the pod")
+            host = run.directory / "volumes" / mount["name"]
+            if "emptyDir" in volume:
+                host.mkdir(parents=True, exist_ok=True)
+            elif "hostPath" in volume:
+                host = Path(volume["hostPath"]["path"])
+                if volume["hostPath"].get("type") == "DirectoryOrCreate":
+                    host.mkdir(parents=True, exist_ok=True)
+                elif not host.exists():
+                    raise KeyError(f"hostPath {host} does not exist on the node")
+            elif "configMap" in volume or "secret" in volume:
+                kind, source = (
+                    ("configmaps", volume["configMap"])
+                    if "configMap" in volume
+                    else ("secrets", volume["secret"])
+                )
+                name = source.get("name") or source.get("secretName", "")
+                data = self._read_data(
+                    kind, run.namespace, name, optional=bool(source.get("optional"))
+                )
+                items = source.get("items") or [{"key": k, "path": k} for k in data]
+                host.mkdir(parents=True, exist_ok=True)
+                for item in items:
+                    if item["key"] not in data:
+                        raise KeyError(f"{kind[:-1]} {run.namespace}/{name} has no key")
+                    target = host / item["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(data[item["key"]])
+            else:
+                continue  # projected service-account tokens: see _write_service_account
+            path = mount["mountPath"].rstrip("/")
+            if path:  # "/" itself cannot be remapped
+                sub_path = mount.get("subPath")
+                mounts[path] = str(host / sub_path if sub_path else host)
+        return mounts
 
     def _read_data(self, kind: str, namespace: str, name: str, *, optional: bool) -> dict[str, str]:
         obj = self.http.get_or_none(f"/api/v1/namespaces/{namespace}/{kind}/{name}")

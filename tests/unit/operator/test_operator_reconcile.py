@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from operator_builders import (
@@ -55,6 +56,17 @@ def jm_args(decision_actions: tuple[object, ...]) -> list[str]:
     return args
 
 
+#: A deploy that does not resume the last state first deletes the runtime's HA ConfigMaps.
+FRESH_DEPLOY = ["DeleteConfigMaps", "ApplyResources"]
+
+
+def applied(decision: Any) -> tuple[dict[str, Any], ...]:
+    """The manifests of the decision's ApplyResources action."""
+    (apply,) = [a for a in decision.actions if isinstance(a, ApplyResources)]
+    manifests: tuple[dict[str, Any], ...] = apply.manifests
+    return manifests
+
+
 def completed(location: str) -> SavepointOperation:
     return SavepointOperation(status="COMPLETED", location=location)
 
@@ -69,8 +81,8 @@ def condition(flinkjob: FlinkJob, type_: str) -> tuple[str, str]:
 
 def test_create_applies_the_cluster_and_waits_in_deployed() -> None:
     created, decision = step(job(), Observed())
-    assert kinds(decision) == ["ApplyResources"]
-    names = [m["metadata"]["name"] for m in decision.actions[0].manifests]  # type: ignore[union-attr]
+    assert kinds(decision) == FRESH_DEPLOY
+    names = [m["metadata"]["name"] for m in applied(decision)]
     assert names == ["wc-config", "wc-rest", "wc-jobmanager", "wc-taskmanager"]
     assert created.status.lifecycle_state == "DEPLOYED"
     assert created.status.reconciliation.phase == "Deploying"
@@ -184,13 +196,13 @@ def test_a_newer_generation_supersedes_a_stuck_deploy_without_waiting_for_its_de
         created, spec(image="flinklet:2", job={"initialSavepointPath": "s3://b/savepoint-x"})
     )
     redeployed, decision = step(fixed, cluster(ready=False), at(60))
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert "SpecChanged" in reasons(decision)
     assert redeployed.status.reconciliation.last_reconciled_generation == 2
     assert redeployed.status.reconciliation.phase_deadline == "2024-05-01T12:06:00Z"
     # the state the stuck rollout was restoring from is not lost
     assert jm_args(decision.actions)[-2:] == ["--from-savepoint", "s3://b/savepoint-x"]
-    image = decision.actions[0].manifests[2]["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[union-attr]
+    image = applied(decision)[2]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "flinklet:2"
 
 
@@ -278,7 +290,7 @@ def test_savepoint_upgrade_stops_with_savepoint_then_restores_from_it() -> None:
 
     location = "s3://ckpts/flink/jobs/wc/savepoints/savepoint-aaaaaa-000000000001"
     deploying, decision = step(waiting, running(state="FINISHED", savepoint=completed(location)))
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert jm_args(decision.actions)[-2:] == ["--from-savepoint", location]
     assert deploying.status.lifecycle_state == "DEPLOYED"
     assert deploying.status.savepoint_info.last_savepoint is not None
@@ -300,7 +312,7 @@ def test_stateless_upgrade_cancels_then_starts_empty() -> None:
     assert decision.actions == (CancelJob("j1"),)
     assert cancelling.status.reconciliation.phase == "Cancelling"
     deploying, decision = step(cancelling, running(state="CANCELED"))
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert deploying.status.lifecycle_state == "DEPLOYED"
     args = jm_args(decision.actions)
     assert "--from-savepoint" not in args and "--last-state" not in args
@@ -313,7 +325,7 @@ def test_a_cancel_that_does_not_finish_is_given_up_at_its_deadline() -> None:
     again, decision = step(cancelling, running(), at(60))
     assert decision.actions == (CancelJob("j1"),)  # re-issued, idempotent
     deploying, decision = step(again, running(), at(121))
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert "DeadlineExceeded" in reasons(decision)
     assert deploying.status.lifecycle_state == "DEPLOYED"
 
@@ -347,7 +359,7 @@ def test_savepoint_upgrade_of_a_job_that_is_not_running_uses_the_last_checkpoint
     checkpoint = CheckpointObservation("s3://ckpts/chk-3", at(-30))
     upgraded = with_spec(stable(), spec(image="flinklet:2"))
     _, decision = step(upgraded, running(state="RESTARTING", checkpoint=checkpoint))
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert jm_args(decision.actions)[-2:] == ["--from-savepoint", "s3://ckpts/chk-3"]
 
 
@@ -402,7 +414,7 @@ def test_a_stop_whose_jobmanager_forgot_the_trigger_falls_back_when_the_job_is_g
     deploying, decision = step(
         triggered(stopping), running(state="FINISHED", savepoint=unknown, checkpoint=checkpoint)
     )
-    assert kinds(decision) == ["ApplyResources"]
+    assert kinds(decision) == FRESH_DEPLOY
     assert jm_args(decision.actions)[-2:] == ["--from-savepoint", "s3://ckpts/chk-5"]
     assert deploying.status.lifecycle_state == "DEPLOYED"
 
@@ -423,7 +435,7 @@ def test_a_spec_change_during_stop_is_deployed_when_the_stop_completes() -> None
     newer = with_spec(triggered(stopping), spec(image="flinklet:3"))
     location = "s3://sp/savepoint-abc"
     deploying, decision = step(newer, running(state="FINISHED", savepoint=completed(location)))
-    manifests = decision.actions[0].manifests  # type: ignore[union-attr]
+    manifests = applied(decision)
     assert manifests[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "flinklet:3"
     assert deploying.status.reconciliation.last_reconciled_generation == 3
 
@@ -458,7 +470,7 @@ def test_rescale_goes_through_a_savepoint_and_redeploys_at_the_new_parallelism()
     args = jm_args(decision.actions)
     assert args[args.index("-p") + 1] == "5"
     assert args[-2:] == ["--from-savepoint", "s3://sp/savepoint-r"]
-    tm = decision.actions[0].manifests[3]  # type: ignore[union-attr]
+    tm = applied(decision)[3]
     assert tm["spec"]["replicas"] == 5
     done, decision = step(deploying, running("2", parallelism=5, tm_replicas=5))
     assert reasons(decision) == ["Rescaled"]
@@ -548,7 +560,7 @@ def test_spec_changes_while_suspended_are_recorded_and_applied_on_resume() -> No
     resumed, decision = step(
         with_spec(recorded, spec(image="flinklet:9", job={"upgradeMode": "stateless"})), Observed()
     )
-    manifests = decision.actions[0].manifests  # type: ignore[union-attr]
+    manifests = applied(decision)
     assert manifests[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "flinklet:9"
     assert resumed.status.reconciliation.purpose == "resume"
 

@@ -342,6 +342,22 @@ def test_stateless_single_jobmanager_has_no_high_availability() -> None:
     assert "high-availability.type" not in flink_configuration(stateless_job())
 
 
+def test_taskmanagers_get_a_token_exactly_when_they_read_the_ha_configmap() -> None:
+    """With HA the slots find the leading JobManager in the HA ConfigMap (found by the local
+    end-to-end test: without a token they never found it)."""
+    raw = spec(jobManager={"replicas": 2})
+    raw["checkpointStorage"] = {"checkpointDir": "file:///data/ckpt"}
+    ha_pods = build_taskmanager_deployment(job(raw))["spec"]["template"]["spec"]
+    plain_pods = build_taskmanager_deployment(stateless_job())["spec"]["template"]["spec"]
+    assert (
+        ha_pods["automountServiceAccountToken"],
+        plain_pods["automountServiceAccountToken"],
+    ) == (
+        True,
+        False,
+    )
+
+
 def test_jobmanager_args_for_each_restore() -> None:
     flinkjob = job(spec(job={"allowNonRestoredState": True}))
     assert jobmanager_args(flinkjob, Restore()) == [

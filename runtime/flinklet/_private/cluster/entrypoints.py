@@ -42,13 +42,25 @@ def load_configuration(
     for line in os.environ.get("FLINKLET_PROPERTIES", "").splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip() and not key.strip().startswith("#"):
-            conf.set_string(key.strip(), value.strip())
+            conf.set_string(key.strip(), _unquote(value.strip()))
     for item in dynamic or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"flinklet: -D expects key=value, got '{item}'")
         conf.set_string(key.strip(), value.strip())
     return conf
+
+
+def _unquote(value: str) -> str:
+    """A YAML-quoted scalar of ``FLINKLET_PROPERTIES`` without its quotes."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        import yaml
+
+        try:
+            return str(yaml.safe_load(value))
+        except yaml.YAMLError:
+            return value
+    return value
 
 
 def latest_checkpoint(conf: Configuration) -> str | None:
