@@ -43,6 +43,8 @@ NAME = "wordcount"
 RATE = 40  # records per second: a few thousand over the whole lifecycle
 REST = "http://127.0.0.1:8081"  # the JobManager's REST port on the shared loopback
 OUTPUT = "/opt/flinklet/output"  # the job's FileSink directory inside the pods
+SUSPEND = '{"spec":{"job":{"state":"suspended"}}}'
+RESUME = '{"spec":{"job":{"state":"running"}}}'
 
 
 class LocalJobManagerUrl:
@@ -83,7 +85,7 @@ class Walkthrough:
             tmp = self.out.parent / "stdin.yaml"
             tmp.write_text(stdin)
             args = tuple(a if a != "-" else str(tmp) for a in args)
-        result = self.cluster.kubectl("-n", self.ns, *args)
+        result = self.cluster.kubectl("-n", self.ns, *args, timeout=240)
         assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
         return result.stdout
 
@@ -350,9 +352,7 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
     w.wait("a checkpoint at parallelism 3", w.checkpoints_after(1), timeout=60)
 
     # 3. suspend: stop with a savepoint, the cluster goes away
-    w.kubectl(
-        "patch", "fj", NAME, "--type", "merge", "-p", '{"spec":{"job":{"state":"suspended"}}}'
-    )
+    w.kubectl("patch", "fj", NAME, "--type", "merge", "-p", SUSPEND)
     w.wait(
         "SUSPENDED with a savepoint",
         lambda: (
@@ -372,7 +372,7 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
     assert assert_exactly_once(committed(w.out)) == suspended  # nothing runs while suspended
 
     # 4. resume from the savepoint: counts continue where they stopped
-    w.kubectl("patch", "fj", NAME, "--type", "merge", "-p", '{"spec":{"job":{"state":"running"}}}')
+    w.kubectl("patch", "fj", NAME, "--type", "merge", "-p", RESUME)
     w.wait("the job runs again", w.running(3), timeout=180)
     w.wait("a checkpoint after resuming", w.checkpoints_after(1), timeout=60)
     resumed = assert_exactly_once(committed(w.out))
@@ -424,9 +424,7 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
     assert sum(after.values()) > sum(before.values())
 
     # 7. suspend again: the whole history is exactly once
-    w.kubectl(
-        "patch", "fj", NAME, "--type", "merge", "-p", '{"spec":{"job":{"state":"suspended"}}}'
-    )
+    w.kubectl("patch", "fj", NAME, "--type", "merge", "-p", SUSPEND)
     w.wait("SUSPENDED again", lambda: w.status().get("lifecycleState") == "SUSPENDED", timeout=120)
     final = assert_exactly_once(committed(w.out))
     assert sum(final.values()) >= sum(after.values())
@@ -450,3 +448,66 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
     total = time.monotonic() - started
     print("\nlocal e2e lifecycle: " + ", ".join(f"{what} {s:.1f} s" for what, s in w.steps))
     print(f"local e2e lifecycle: {total:.0f} s in all, {sum(final.values())} records exactly once")
+
+
+def test_the_walkthrough_commands_on_the_word_count_example(walkthrough: Walkthrough) -> None:
+    """docs/kubernetes.md's commands (steps 4-6 and 8) on ``examples/k8s/wordcount.yaml`` as
+    shipped: apply, wait for RUNNING, scale to 3, suspend, resume, delete."""
+    w = walkthrough
+    example = str(REPO_ROOT / "examples" / "k8s" / "wordcount.yaml")
+    w.kubectl("apply", "-f", example)
+    w.kubectl(
+        "wait",
+        "fj/wordcount",
+        "--for=jsonpath={.status.jobStatus.state}=RUNNING",
+        "--timeout=180s",
+    )
+    table = w.kubectl("get", "fj")
+    assert "wordcount" in table and "RUNNING" in table, table
+
+    def printed_counts() -> list[str]:
+        """What the TaskManagers' print sinks wrote (``kubectl logs`` reads the same)."""
+        lines: list[str] = []
+        for log in (w.cluster.run_dir / "pods").glob(
+            f"{w.ns}_wordcount-taskmanager-*/*/output.log"
+        ):
+            lines += [x for x in log.read_text().splitlines() if "> (" in x]
+        return lines
+
+    counts = w.wait("word counts printed", printed_counts, timeout=60)
+    assert any("> ('to', " in line for line in counts), counts[:5]  # Flink's "subtask> value"
+
+    w.kubectl("scale", "fj/wordcount", "--replicas", "3")
+    w.kubectl(
+        "wait",
+        "fj/wordcount",
+        "--for=jsonpath={.status.jobStatus.parallelism}=3",
+        "--timeout=180s",
+    )
+    replicas = w.kubectl(
+        "get", "deployment", "wordcount-taskmanager", "-o", "jsonpath={.spec.replicas}"
+    )
+    assert replicas == "2"  # 3 slots at 2 per TaskManager
+
+    w.kubectl("patch", "fj/wordcount", "--type", "merge", "-p", SUSPEND)
+    w.kubectl(
+        "wait",
+        "fj/wordcount",
+        "--for=jsonpath={.status.lifecycleState}=SUSPENDED",
+        "--timeout=180s",
+    )
+    w.wait(
+        "no pods left",
+        lambda: w.kubectl("get", "pods", "-l", "flinklet.io/job=wordcount", "-o", "name") == "",
+        timeout=60,
+    )
+    w.kubectl("patch", "fj/wordcount", "--type", "merge", "-p", RESUME)
+    w.kubectl(
+        "wait", "fj/wordcount", "--for=jsonpath={.status.jobStatus.state}=RUNNING", "--timeout=180s"
+    )
+    assert w.fj()["status"]["jobStatus"]["parallelism"] == 3
+
+    w.kubectl("delete", "fj/wordcount", "--timeout=180s")
+    w.kubectl("delete", "-f", example, "--ignore-not-found")
+    assert w.cluster.http.get_or_none(w.path) is None
+    w.wait("the Deployments are gone", lambda: w.deployment("jobmanager") is None, timeout=60)
