@@ -4,9 +4,10 @@ process, and the real runtime in the JobManager and TaskManager pods.
 
 ``kubectl apply`` a FlinkJob (last-state upgrades, S3 checkpoints and savepoints, a job
 shipped in a ConfigMap) -> RUNNING -> ``kubectl scale --replicas 3`` -> suspend -> resume
--> an upgrade in last-state mode -> SIGKILL of the JobManager (its replacement restores
-from the HA ConfigMap's checkpoint) -> suspend -> delete. Every step asserts the status,
-the Deployments, the events and S3; at the end the committed output is exactly once.
+-> an upgrade in last-state mode -> SIGKILL of the JobManager, then deletion of its pod
+(each replacement restores from the HA ConfigMap's checkpoint) -> suspend -> delete. Every
+step asserts the status, the Deployments, the events and S3; at the end the committed
+output is exactly once.
 """
 
 from __future__ import annotations
@@ -420,8 +421,27 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
     )
     w.wait("the job runs after the JobManager was killed", w.running(3), timeout=180)
     w.wait("a checkpoint after the failover", w.checkpoints_after(2), timeout=90)
+    after_kill = assert_exactly_once(committed(w.out))
+    assert sum(after_kill.values()) > sum(before.values())
+
+    # 6b. delete the leading JobManager's pod: the Deployment's new pod takes over
+    old_pod = jm_pod["metadata"]["name"]
+    w.kubectl("delete", "pod", old_pod, "--grace-period=0", "--force")
+    w.wait(
+        "a new JobManager pod runs the job",
+        lambda: (
+            [p for p in w.pods("jobmanager") if p["metadata"]["name"] != old_pod]
+            and [
+                j
+                for j in httpx.get(f"{REST}/jobs/overview", timeout=5).json()["jobs"]
+                if j["state"] == "RUNNING"
+            ]
+        ),
+        timeout=120,
+    )
+    w.wait("a checkpoint on the new JobManager pod", w.checkpoints_after(2), timeout=90)
     after = assert_exactly_once(committed(w.out))
-    assert sum(after.values()) > sum(before.values())
+    assert sum(after.values()) > sum(after_kill.values())
 
     # 7. suspend again: the whole history is exactly once
     w.kubectl("patch", "fj", NAME, "--type", "merge", "-p", SUSPEND)
