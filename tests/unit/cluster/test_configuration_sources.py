@@ -29,5 +29,5 @@ def test_properties_override_the_file_and_flags_override_both(
 
 
 def test_an_explicit_conf_dir_without_a_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="no flinklet-conf.yaml"):
+    with pytest.raises(SystemExit, match=r"no flinklet-conf\.yaml"):
         load_configuration(str(tmp_path))
