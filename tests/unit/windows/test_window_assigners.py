@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flinklet._private.state.serializers import deserialize_key, serialize_key
+from flinklet._private.windows.assigners import window_span
 from flinklet.common.time import Duration, Time
 from flinklet.datastream.state import ValueStateDescriptor
 from flinklet.datastream.window import (
@@ -292,3 +293,54 @@ def test_count_assigners_number_windows_per_key() -> None:
     # element n is in window i when i*2 <= n < i*2 + 3
     ids = [[w.id for w in sliding.assign_windows(i, 0, ctx)] for i in range(5)]
     assert ids == [[0], [0], [1, 0], [1], [2, 1]]
+
+
+# ------------------------------------------------------- the window operator's span cache
+
+
+@pytest.mark.parametrize(
+    ("size", "slide", "offset"),
+    [(10, 5, 0), (10, 3, 0), (10, 3, 2), (5, 10, 0), (5, 10, -4), (7, 7, 3), (1, 1, 0)],
+)
+def test_a_window_span_names_the_windows_of_exactly_its_timestamps(
+    size: int, slide: int, offset: int
+) -> None:
+    assigner = SlidingEventTimeWindows.of(size, slide, offset)
+    span = window_span(assigner)
+    assert span is not None
+    for timestamp in range(-30, 30):
+        windows, lo, hi = span(timestamp)
+        assert list(windows) == assigner.assign_windows(None, timestamp, None)  # type: ignore[arg-type]
+        assert lo <= timestamp < hi
+        for other in range(lo - 25, hi + 25):
+            same = assigner.assign_windows(None, other, None) == list(windows)  # type: ignore[arg-type]
+            if lo <= other < hi:
+                assert same
+            elif windows:  # (any two timestamps in gaps between windows have none)
+                assert not same
+
+
+def test_a_tumbling_span_covers_its_window() -> None:
+    span = window_span(TumblingEventTimeWindows.of(10, 3))
+    assert span is not None
+    assert span(27) == ((TimeWindow(23, 33),), 23, 33)
+    assert span(-1) == ((TimeWindow(-7, 3),), -7, 3)
+
+
+def test_no_span_for_processing_time_or_overridden_assigners() -> None:
+    class Shifted(TumblingEventTimeWindows):
+        def assign_windows(self, element: Any, timestamp: int, context: Any) -> list[TimeWindow]:
+            return super().assign_windows(element, timestamp + 1, context)
+
+    assert window_span(TumblingProcessingTimeWindows.of(10)) is None
+    assert window_span(Shifted(10, 0)) is None
+    assert window_span(EventTimeSessionWindows.with_gap(10)) is None
+
+
+def test_windows_pickle_under_the_public_module_wherever_they_are_defined() -> None:
+    # window namespaces are pickled into state keys (RocksDB, snapshots): their bytes must
+    # not change when the classes move between private modules
+    for cls in (TimeWindow, CountWindow, GlobalWindow, TumblingEventTimeWindows, EventTimeTrigger):
+        assert cls.__module__ == "flinklet.datastream.window"
+    assert b"flinklet.datastream.window" in serialize_key(TimeWindow(0, 10))
+    assert pickle.loads(pickle.dumps(TimeWindow(0, 10))) == TimeWindow(0, 10)

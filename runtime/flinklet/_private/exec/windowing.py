@@ -13,6 +13,9 @@ late-data side output if there is one, else they are counted in
 With an evictor, the whole contents are kept as ``(value, timestamp)`` pairs and any
 reduce or aggregate function runs when the window fires, after ``evict_before``.
 Merging (session) windows keep a ``MergingWindowSet`` per key (``window_merging.py``).
+This module is the general path; the common case (the assigner's own trigger, no evictor,
+no merging, the hashmap backend) takes ``window_heap.py``, with the same results. The
+contexts user code sees are in ``window_contexts.py``.
 """
 
 from __future__ import annotations
@@ -33,11 +36,10 @@ from flinklet._private.exec.operators import (
     user_method,
 )
 from flinklet._private.exec.process import KeyedMixin
+from flinklet._private.exec.window_contexts import EvictorContext, TriggerContext, WindowContext
+from flinklet._private.exec.window_heap import HeapWindowPath
 from flinklet._private.exec.window_merging import MERGING_WINDOW_SET, MergingWindowSet
 from flinklet._private.network.elements import MAX_WATERMARK
-from flinklet._private.state.backend import VOID_NAMESPACE
-from flinklet.datastream.functions import MetricGroup, ProcessAllWindowFunction
-from flinklet.datastream.functions import ProcessWindowFunction as _PWF
 from flinklet.datastream.output_tag import OutputTag
 from flinklet.datastream.state import (
     AggregatingStateDescriptor,
@@ -107,7 +109,7 @@ def window_call(kind: str, fn: Any) -> WindowCall:
     return lambda key, window, ctx, inputs: apply(window, inputs)
 
 
-def _missing_timestamp(op_name: str, assigner: Any) -> MissingTimestampError:
+def missing_timestamp_error(op_name: str, assigner: Any) -> MissingTimestampError:
     return MissingTimestampError(
         f"'{op_name}' assigns records to event-time windows ({assigner!r}), but a record has "
         "no timestamp. Call assign_timestamps_and_watermarks(WatermarkStrategy...."
@@ -115,116 +117,6 @@ def _missing_timestamp(op_name: str, assigner: Any) -> MissingTimestampError:
         "watermark_strategy_with_a_timestamp_assigner, name); or use a processing-time "
         "window assigner"
     )
-
-
-class _StateStore:
-    """``window_state()`` / ``global_state()``: keyed state scoped to one namespace."""
-
-    __slots__ = ("_backend", "namespace")
-
-    def __init__(self, backend: Any, namespace: Any) -> None:
-        self._backend = backend
-        self.namespace = namespace
-
-    def _get(self, descriptor: StateDescriptor) -> Any:
-        state = self._backend.get_partitioned_state(descriptor)
-        state.set_current_namespace(self.namespace)
-        return state
-
-    get_state = get_list_state = get_map_state = get_reducing_state = _get
-    get_aggregating_state = _get
-
-
-class _WindowContext(_PWF.Context, ProcessAllWindowFunction.Context):
-    """The context of ``ProcessWindowFunction.process`` (one per operator, reused)."""
-
-    __slots__ = ("_global", "_op", "_window", "_window_store")
-
-    def __init__(self, op: WindowOperator) -> None:
-        self._op = op
-        self._window: Any = None
-        self._window_store = _StateStore(op.backend, None)
-        self._global = _StateStore(op.backend, VOID_NAMESPACE)
-
-    def set_window(self, window: Any) -> None:
-        self._window = window
-        self._window_store.namespace = window
-
-    def window(self) -> Any:
-        return self._window
-
-    def current_processing_time(self) -> int:
-        return self._op.env.pts.now()
-
-    def current_watermark(self) -> int:
-        return self._op.timers.current_watermark
-
-    def window_state(self) -> _StateStore:
-        return self._window_store
-
-    def global_state(self) -> _StateStore:
-        return self._global
-
-
-class _TriggerContext(Trigger.OnMergeContext, WindowAssigner.WindowAssignerContext):
-    """What triggers (and assigners, and evictors) see; ``window`` is set before each call."""
-
-    __slots__ = ("_op", "merged_windows", "window")
-
-    def __init__(self, op: WindowOperator) -> None:
-        self._op = op
-        self.window: Any = None
-        self.merged_windows: list[Any] = []
-
-    def get_current_processing_time(self) -> int:
-        return self._op.env.pts.now()
-
-    def get_runtime_context(self) -> Any:
-        return self._op.runtime_context
-
-    def get_metric_group(self) -> MetricGroup:
-        return self._op.env.metrics
-
-    def get_current_watermark(self) -> int:
-        return self._op.timers.current_watermark
-
-    def register_processing_time_timer(self, time: int) -> None:
-        self._op.timers.register_processing_time_timer(self.window, time)
-
-    def register_event_time_timer(self, time: int) -> None:
-        self._op.timers.register_event_time_timer(self.window, time)
-
-    def delete_processing_time_timer(self, time: int) -> None:
-        self._op.timers.delete_processing_time_timer(self.window, time)
-
-    def delete_event_time_timer(self, time: int) -> None:
-        self._op.timers.delete_event_time_timer(self.window, time)
-
-    def get_partitioned_state(self, state_descriptor: StateDescriptor) -> Any:
-        state = self._op.backend.get_partitioned_state(state_descriptor)
-        state.set_current_namespace(self.window)
-        return state
-
-    def merge_partitioned_state(self, state_descriptor: StateDescriptor) -> None:
-        if self.merged_windows:
-            state = self._op.backend.get_partitioned_state(state_descriptor)
-            state.merge_namespaces(self.window, self.merged_windows)
-
-
-class _EvictorContext(Evictor.EvictorContext):
-    __slots__ = ("_op",)
-
-    def __init__(self, op: WindowOperator) -> None:
-        self._op = op
-
-    def get_current_processing_time(self) -> int:
-        return self._op.env.pts.now()
-
-    def get_metric_group(self) -> MetricGroup:
-        return self._op.env.metrics
-
-    def get_current_watermark(self) -> int:
-        return self._op.timers.current_watermark
 
 
 class WindowOperator(KeyedMixin, StreamOperator):
@@ -235,16 +127,16 @@ class WindowOperator(KeyedMixin, StreamOperator):
         self.trigger = copy_function(spec.trigger)
         self.evictor = copy_function(spec.evictor)
         self.user_function = copy_function(spec.window_function)
-        self._call = window_call(spec.function_kind, self.user_function)
+        self.call = window_call(spec.function_kind, self.user_function)
         clear = None
         if spec.function_kind in (PROCESS, ALL_PROCESS):
             clear = getattr(self.user_function, "clear", None)
-        self._clear_function: Callable[[Any], None] | None = clear if callable(clear) else None
+        self.clear_function: Callable[[Any], None] | None = clear if callable(clear) else None
         self._reduce = copy_function(spec.reduce_function)
-        self._reduce_call: Callable[[Any, Any], Any] | None = None
+        self.reduce_call: Callable[[Any, Any], Any] | None = None
         if self._reduce is not None:
-            self._reduce_call = user_method(self._reduce, "reduce", "reduce", "ReduceFunction")
-        self._aggregate = copy_function(spec.aggregate_function)
+            self.reduce_call = user_method(self._reduce, "reduce", "reduce", "ReduceFunction")
+        self.aggregate_function = copy_function(spec.aggregate_function)
         self.key_selector = key_selector
         self.lateness = spec.allowed_lateness
         self.late_tag = spec.late_tag
@@ -262,12 +154,12 @@ class WindowOperator(KeyedMixin, StreamOperator):
         super().setup(env, output)
         self._setup_keyed()
         descriptor: StateDescriptor
-        if self.evictor is not None or (self._reduce is None and self._aggregate is None):
+        if self.evictor is not None or (self._reduce is None and self.aggregate_function is None):
             descriptor = ListStateDescriptor(CONTENTS, None)
         elif self._reduce is not None:
             descriptor = ReducingStateDescriptor(CONTENTS, self._reduce, None)
         else:
-            descriptor = AggregatingStateDescriptor(CONTENTS, self._aggregate, None)
+            descriptor = AggregatingStateDescriptor(CONTENTS, self.aggregate_function, None)
         self._list = isinstance(descriptor, ListStateDescriptor)
         self.state: Any = self.backend.get_partitioned_state(descriptor)
         self._windows_state: Any = None
@@ -275,21 +167,25 @@ class WindowOperator(KeyedMixin, StreamOperator):
             self._windows_state = self.backend.get_partitioned_state(
                 ValueStateDescriptor(MERGING_WINDOW_SET, None)
             )
-        self.trigger_context = _TriggerContext(self)
-        self.window_context = _WindowContext(self)
-        self._evictor_context = _EvictorContext(self)
+        self.trigger_context = TriggerContext(self)
+        self.window_context = WindowContext(self)
+        self._evictor_context = EvictorContext(self)
         self.num_late_records_dropped = env.metrics.counter("numLateRecordsDropped")
+        # the common case (built-in trigger, no evictor, no merging) on the hashmap backend
+        self._heap: HeapWindowPath | None = None
+        if self._builtin_trigger and self.evictor is None and not self.merging:
+            self._heap = HeapWindowPath.of(self, self.state)
 
     def open(self) -> None:
         super().open()
-        for fn in (self._reduce, self._aggregate):
+        for fn in (self._reduce, self.aggregate_function):
             opener = getattr(fn, "open", None)
             if callable(opener):
                 opener(self.runtime_context)
 
     def close(self) -> None:
         super().close()
-        for fn in (self._reduce, self._aggregate):
+        for fn in (self._reduce, self.aggregate_function):
             closer = getattr(fn, "close", None)
             if callable(closer):
                 closer()
@@ -298,11 +194,13 @@ class WindowOperator(KeyedMixin, StreamOperator):
 
     def process_batch(self, values: Values, timestamps: Stamps) -> None:
         if timestamps is None and self.event_time:
-            raise _missing_timestamp(self.name, self.assigner)
+            raise self.missing_timestamp()
         res = self._res = ResultCollector(True)
         try:
             stamps: Iterable[int | None] = repeat(None) if timestamps is None else timestamps
-            if self.merging:
+            if self._heap is not None:
+                self._heap.process_batch(values, stamps, res)
+            elif self.merging:
                 self._merging_batch(values, stamps, res)
             else:
                 self._batch(values, stamps, res)
@@ -330,7 +228,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
         for value, ts in zip(values, stamps, strict=False):
             set_key(ks(value))
             if ts is None and event_time:
-                raise _missing_timestamp(self.name, self.assigner)
+                raise self.missing_timestamp()
             skipped = True
             for window in assign(value, ts, actx):
                 end = window.max_timestamp()
@@ -357,7 +255,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
                 if cleanup < MAX_WATERMARK and not trigger_timer_is_cleanup:
                     register(window, cleanup)
             if skipped and event_time and ts + lateness <= timers.current_watermark:  # type: ignore[operator]
-                self._late(value, ts, res)
+                self.late(value, ts, res)
 
     def _merging_batch(
         self, values: Values, stamps: Iterable[int | None], res: ResultCollector
@@ -367,7 +265,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
         for value, ts in zip(values, stamps, strict=False):
             set_key(ks(value))
             if ts is None and self.event_time:
-                raise _missing_timestamp(self.name, self.assigner)
+                raise self.missing_timestamp()
             windows = MergingWindowSet(self.assigner, self._windows_state)
             skipped = True
             for window in self.assigner.assign_windows(value, ts, actx):
@@ -394,7 +292,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
                 self._register_cleanup_timer(actual)
             windows.persist()
             if skipped and self._is_element_late(ts):
-                self._late(value, ts, res)
+                self.late(value, ts, res)
 
     def _merge(
         self, result: Any, merged: list[Any], state_window: Any, merged_state_windows: list[Any]
@@ -426,7 +324,11 @@ class WindowOperator(KeyedMixin, StreamOperator):
             self._delete_cleanup_timer(window)
         self.state.merge_namespaces(state_window, merged_state_windows)
 
-    def _late(self, value: Any, ts: Any, res: ResultCollector) -> None:
+    def missing_timestamp(self) -> MissingTimestampError:
+        return missing_timestamp_error(self.name, self.assigner)
+
+    def late(self, value: Any, ts: Any, res: ResultCollector) -> None:
+        """A late element: to the late-data side output, or counted and dropped."""
         if self.late_tag is not None:
             res.add(((self.late_tag, value),), ts)
         else:
@@ -434,7 +336,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
 
     # -- time ----------------------------------------------------------------------------
 
-    def _cleanup_time(self, window: Any) -> int:
+    def cleanup_time(self, window: Any) -> int:
         """When the window's state goes: its end plus the allowed lateness (event time)."""
         end: int = window.max_timestamp()
         if self.event_time:
@@ -442,7 +344,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
         return end
 
     def _is_window_late(self, window: Any) -> bool:
-        return self.event_time and self._cleanup_time(window) <= self.timers.current_watermark
+        return self.event_time and self.cleanup_time(window) <= self.timers.current_watermark
 
     def _is_element_late(self, ts: int | None) -> bool:
         return (
@@ -452,7 +354,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
         )
 
     def _register_cleanup_timer(self, window: Any) -> None:
-        cleanup = self._cleanup_time(window)
+        cleanup = self.cleanup_time(window)
         if cleanup >= MAX_WATERMARK:
             return  # the end of time (global windows): no cleanup timer
         if self.event_time:
@@ -461,7 +363,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
             self.timers.register_processing_time_timer(window, cleanup)
 
     def _delete_cleanup_timer(self, window: Any) -> None:
-        cleanup = self._cleanup_time(window)
+        cleanup = self.cleanup_time(window)
         if cleanup >= MAX_WATERMARK:
             return
         if self.event_time:
@@ -489,6 +391,9 @@ class WindowOperator(KeyedMixin, StreamOperator):
 
     def _fire_timer(self, ts: int, key: Any, window: Any, event_time: bool) -> None:
         res = self._res
+        if res is not None and self._heap is not None:  # a watermark's timers: the common case
+            self._heap.on_timer(ts, key, window, event_time, res)
+            return
         own = res is None
         if res is None:
             res = self._res = ResultCollector(True)
@@ -500,6 +405,9 @@ class WindowOperator(KeyedMixin, StreamOperator):
                 res.emit(self.output)
 
     def _on_timer(self, ts: int, window: Any, event_time: bool, res: ResultCollector) -> None:
+        if self._heap is not None:
+            self._heap.on_timer(ts, self.backend.current_key, window, event_time, res)
+            return
         windows: MergingWindowSet | None = None
         if self.merging:
             windows = MergingWindowSet(self.assigner, self._windows_state)
@@ -517,7 +425,7 @@ class WindowOperator(KeyedMixin, StreamOperator):
             result = self.trigger.on_processing_time(ts, window, ctx)
         if result is not _CONTINUE:
             self._act(result, window, res)
-        if event_time == self.event_time and ts == self._cleanup_time(window):
+        if event_time == self.event_time and ts == self.cleanup_time(window):
             self._clear_all_state(window, windows)
         if windows is not None:
             windows.persist()
@@ -533,9 +441,9 @@ class WindowOperator(KeyedMixin, StreamOperator):
                 contents = self.state.get()
                 if self._list:
                     if contents:
-                        self._emit(window, contents, res)
+                        self.emit(window, contents, res)
                 elif contents is not None:
-                    self._emit(window, (contents,), res)
+                    self.emit(window, (contents,), res)
         elif result is not _PURGE:
             raise ApiUsageError(
                 f"{type(self.trigger).__name__} returned {result!r}; triggers must return a "
@@ -544,11 +452,11 @@ class WindowOperator(KeyedMixin, StreamOperator):
         if result is _PURGE or result is _FIRE_AND_PURGE:
             self.state.clear()
 
-    def _emit(self, window: Any, inputs: Iterable[Any], res: ResultCollector) -> None:
+    def emit(self, window: Any, inputs: Iterable[Any], res: ResultCollector) -> None:
         ctx = self.window_context
         ctx.set_window(window)
         key = self.backend.get_current_key()
-        res.add(self._call(key, window, ctx, inputs), window.max_timestamp())
+        res.add(self.call(key, window, ctx, inputs), window.max_timestamp())
 
     def _fire_evicting(self, window: Any, res: ResultCollector) -> None:
         stored = self.state.get()
@@ -558,28 +466,32 @@ class WindowOperator(KeyedMixin, StreamOperator):
         evictor, ctx = self.evictor, self._evictor_context
         evictor.evict_before(elements, len(elements), window, ctx)
         values = [e.value for e in elements]
-        if self._reduce_call is not None:
+        if self.reduce_call is not None:
             if values:
-                self._emit(window, (functools.reduce(self._reduce_call, values),), res)
-        elif self._aggregate is not None:
-            agg = self._aggregate
+                self.emit(window, (functools.reduce(self.reduce_call, values),), res)
+        elif self.aggregate_function is not None:
+            agg = self.aggregate_function
             acc = agg.create_accumulator()
             for value in values:
                 acc = agg.add(value, acc)
-            self._emit(window, (agg.get_result(acc),), res)
+            self.emit(window, (agg.get_result(acc),), res)
         else:
-            self._emit(window, values, res)
+            self.emit(window, values, res)
         evictor.evict_after(elements, len(elements), window, ctx)
         self.state.update([(e.value, e.timestamp) for e in elements])
 
     def _clear_all_state(self, window: Any, windows: MergingWindowSet | None) -> None:
         """The window is over (cleanup time): drop contents, trigger and function state."""
         self.state.clear()
+        self.clear_window(window)
+        if windows is not None:
+            windows.retire_window(window)
+
+    def clear_window(self, window: Any) -> None:
+        """Drop the trigger's and the window function's state of ``window``."""
         ctx = self.trigger_context
         ctx.window = window
         self.trigger.clear(window, ctx)
-        if self._clear_function is not None:
+        if self.clear_function is not None:
             self.window_context.set_window(window)
-            self._clear_function(self.window_context)
-        if windows is not None:
-            windows.retire_window(window)
+            self.clear_function(self.window_context)
