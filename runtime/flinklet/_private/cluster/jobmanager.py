@@ -8,6 +8,14 @@ happens on the JobManager's own loop thread; network handlers only queue message
 On a task failure or a lost slot the attempt is cancelled everywhere and, if the restart
 strategy allows, redeployed (when slots are available again) from the latest completed
 checkpoint.
+
+An attempt is over in a slot only when the slot reports that its runner ended (its tasks
+closed), or when the slot is lost (its process is gone). The next attempt is deployed only
+then: a task of the old attempt that is still running (or still restoring) in a slot must
+not touch what the new attempt's tasks restored, e.g. the file sink's restore deletes the
+in-progress files of earlier attempts, and an old task restoring late would delete the
+new attempt's. Likewise a job is FINISHED only when every slot ran the final checkpoint's
+completion (sinks commit there) and closed the attempt.
 """
 
 from __future__ import annotations
@@ -127,9 +135,14 @@ class ClusterJob:
         self.restored_from: str | None = None
         self.assignment: dict[tuple[int, int], str] = {}
         self.running_slots: set[str] = set()
+        # slots that run (or still end) the current attempt: until each reported that its
+        # runner ended, or was lost, no new attempt is deployed and the job does not end
+        self.active_slots: set[str] = set()
         self.finished_tasks: set[tuple[int, int]] = set()
         self.restart_at = 0.0
-        self.phase = "WAITING"  # WAITING, DEPLOYING, RUNNING, FINISHING, STOPPING, DONE
+        # WAITING, DEPLOYING, RUNNING, FINISHING, CLOSING, DONE
+        self.phase = "WAITING"
+        self._closing_status = JobStatus.FINISHED
         self._done = threading.Event()
         self._final: Any = None
         self._stopping: tuple[Future[str], Future[str]] | None = None
@@ -287,6 +300,7 @@ class ClusterJob:
             "addresses": addresses,
             "sys_path": self.sys_path,
         }
+        self.active_slots = {s.slot_id for s in used}
         for slot in used:
             self._send(slot.slot_id, ("deploy", spec))
         self.phase = "DEPLOYING"
@@ -365,12 +379,16 @@ class ClusterJob:
         if self.phase == "DONE":
             return
         if self.phase == "WAITING":
-            if now < self.restart_at:
+            if now < self.restart_at or self.attempt_ending():
                 return
             needed = max(v.parallelism for v in self.job_graph.vertices)
             slots = self.jm.available_slots()
             if len(slots) >= needed:
                 self.deploy(slots)
+            return
+        if self.phase == "CLOSING":
+            if not self.attempt_ending():
+                self._finish(self._closing_status)
             return
         coordinator = self.coordinator
         coordinator.tick(wall_clock_ms())
@@ -387,7 +405,9 @@ class ClusterJob:
                 user_future.set_exception(exc)
             else:
                 user_future.set_result(pending_future.result())
-                self._finish(JobStatus.FINISHED)
+                # the savepoint's completion notice (sinks commit there) is applied before
+                # the cancel; the job ends once every slot ended the attempt
+                self._close(("cancel",), JobStatus.FINISHED)
             return
         if self.phase == "RUNNING" and self.finished_tasks >= self.all_tasks:
             self._start_final_checkpoint()
@@ -398,8 +418,23 @@ class ClusterJob:
                 self.phase = "RUNNING"
                 self.fail_attempt(f"the final checkpoint failed: {exc}", "checkpointing")
                 return
-            self._broadcast(("close",))
-            self._finish(JobStatus.FINISHED)
+            self._close(("close",), JobStatus.FINISHED)
+
+    def attempt_ending(self) -> bool:
+        """Whether a slot still runs (or is still ending) the current attempt."""
+        slots = self.jm.slots
+        self.active_slots = {s for s in self.active_slots if s in slots and slots[s].alive}
+        return bool(self.active_slots)
+
+    def _close(self, message: tuple[Any, ...], status: JobStatus) -> None:
+        """End the attempt with ``message`` ("close" after the final checkpoint, whose
+        completion notice the slots apply first); the job takes ``status`` when every slot
+        reported that the attempt ended there (sinks committed)."""
+        self._broadcast(message)
+        self._closing_status = status
+        self.phase = "CLOSING"
+        if not self.attempt_ending():
+            self._finish(status)
 
     def _start_final_checkpoint(self) -> None:
         self.phase = "FINISHING"
@@ -425,6 +460,11 @@ class ClusterJob:
         kind, attempt = message[0], message[2]
         if attempt != self.attempt or self.phase == "DONE":
             return  # a stale report of an earlier attempt
+        if kind == "attempt_ended":
+            self.active_slots.discard(slot_id)
+            return
+        if self.phase == "WAITING":
+            return  # the attempt failed already; its slots are ending it
         if kind == "attempt_running":
             self.running_slots.add(slot_id)
             if self.running_slots >= set(self.assignment.values()) and self.phase == "DEPLOYING":
@@ -438,8 +478,6 @@ class ClusterJob:
         elif kind == "checkpoint":
             _, _, _, ckind, payload = message
             self.coordinator.post(ckind, payload)
-        elif kind == "attempt_cancelled":
-            pass
 
     def handle_request(self, request: tuple[Any, ...]) -> None:
         kind = request[0]
@@ -508,6 +546,10 @@ class JobManager:
         self.heartbeat_timeout = heartbeat_timeout_ms / 1000.0
         self.configuration = dict(configuration or {})
         self.slots: dict[str, SlotInfo] = {}
+        # when the RPC thread last received anything from each slot: the loop may apply
+        # heartbeats late (e.g. while a checkpoint's HA record is written), and a slot is
+        # lost only when nothing arrived from it for the heartbeat timeout
+        self.last_seen: dict[str, float] = {}
         self.jobs: dict[str, ClusterJob] = {}
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._loop = asyncio.new_event_loop()
@@ -555,13 +597,16 @@ class JobManager:
                 message = await read_message(reader)
                 if message[0] == "register":
                     slot_id = message[1]["slot_id"]
+                    self.last_seen[slot_id] = time.monotonic()
                     self.post(("register", message[1], writer))
                 elif slot_id is not None:
+                    self.last_seen[slot_id] = time.monotonic()
                     self.post(("slot", slot_id, message))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:
             if slot_id is not None:
+                self.last_seen.pop(slot_id, None)
                 self.post(("slot_lost", slot_id, "its connection closed (process died?)"))
             writer.close()
 
@@ -597,17 +642,19 @@ class JobManager:
                 except Exception:
                     log.exception("JobManager failed to handle %s", message[0])
             now = time.monotonic()
-            for slot in list(self.slots.values()):
-                if slot.alive and now - slot.last_heartbeat > self.heartbeat_timeout:
-                    self._slot_lost(
-                        slot.slot_id, f"no heartbeat for {self.heartbeat_timeout:.0f} s"
-                    )
+            self._check_heartbeats(now)
             for job in list(self.jobs.values()):
                 try:
                     job.tick(now)
                 except Exception as exc:
                     log.exception("job %s", job.job_id)
                     job.fail_attempt(f"JobManager error: {exc!r}")
+
+    def _check_heartbeats(self, now: float) -> None:
+        for slot in list(self.slots.values()):
+            seen = max(slot.last_heartbeat, self.last_seen.get(slot.slot_id, 0.0))
+            if slot.alive and now - seen > self.heartbeat_timeout:
+                self._slot_lost(slot.slot_id, f"no heartbeat for {self.heartbeat_timeout:.0f} s")
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -689,6 +736,11 @@ class JobManager:
                     f"TaskManager {slot.tm_id} (slot {slot_id}) was lost: {reason}", "TaskManager"
                 )
         del self.slots[slot_id]
+        self.last_seen.pop(slot_id, None)
+        # a slot that is lost while its connection is open (no heartbeat) would otherwise
+        # keep running its tasks unseen and never offer itself again: disconnect it, so
+        # that its process exits (cancelling them) and its TaskManager starts a new one
+        self._loop.call_soon_threadsafe(slot.writer.close)
 
     def available_slots(self) -> list[SlotInfo]:
         """Alive slots not used by another running job, interleaved across TaskManagers

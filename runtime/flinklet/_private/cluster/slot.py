@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# how long a cancelled attempt may take to end (its tasks closed) before this process exits
+# (its TaskManager starts it again): the JobManager deploys the next attempt only after
+# the old one ended in every slot, so a runner that never ends must not block the job
+# forever (Flink's task.cancellation.timeout)
+CANCELLATION_TIMEOUT_S = 180.0
+
+
 def _of_attempt(key: Any, job_id: str, attempt: int) -> bool:
     return bool(key[0] == job_id and key[1] == attempt)
 
@@ -121,7 +128,9 @@ class _CoordinatorProxy:
     def post(self, kind: str, payload: Any) -> None:
         self.runner.send(("checkpoint", self.runner.job_id, self.runner.attempt, kind, payload))
 
-    def task_finished(self, key: tuple[int, int], lazy_snapshot: Any) -> None:
+    def task_finished(
+        self, key: tuple[int, int], lazy_snapshot: Any, snapshotted: Any = ()
+    ) -> None:
         self.finished[key] = lazy_snapshot
         self.runner.send(("task_finished", self.runner.job_id, self.runner.attempt, key))
 
@@ -140,6 +149,7 @@ class JobRunner(threading.Thread):
         self.tasks: list[Any] = []
         self.closed = threading.Event()
         self.cancelled = threading.Event()
+        self.cancel_requested = threading.Event()
         self.registry = MetricRegistry()
         self.peers: set[Any] = set()
 
@@ -150,7 +160,7 @@ class JobRunner(threading.Thread):
         try:
             self._run()
         except JobCancelledError:
-            self.send(("attempt_cancelled", self.job_id, self.attempt, self.slot.slot_id))
+            pass
         except UserFunctionError as exc:
             self.send(("task_failed", self.job_id, self.attempt, str(exc), exc.operator_name))
         except Exception as exc:
@@ -166,6 +176,9 @@ class JobRunner(threading.Thread):
                 except Exception as exc:  # closing must reach every task
                     log.warning("closing %s failed: %s", t.display_name, exc)
             self.slot.runners.pop((self.job_id, self.attempt), None)
+            # after every report of the attempt: the JobManager deploys the next attempt
+            # (or ends the job) only once each slot ended this one
+            self.send(("attempt_ended", self.job_id, self.attempt, self.slot.slot_id))
 
     def _run(self) -> None:
         spec = self.spec
@@ -177,6 +190,8 @@ class JobRunner(threading.Thread):
         me = self.slot.slot_id
         assignment: dict[tuple[int, int], str] = spec["assignment"]
         plan = None
+        if self.cancel_requested.is_set():  # cancelled before it restored anything
+            raise JobCancelledError("cancelled before it started")
         if spec.get("restore"):
             pointer, allow = spec["restore"]
             storage, resolved = _open_pointer(pointer, spec["checkpoint_settings"])
@@ -223,7 +238,7 @@ class JobRunner(threading.Thread):
         checkpointing.wake = scheduler_wakeup.set
         self.checkpointing = checkpointing
         scheduler.before_round = self._before_round
-        if self.cancelled.is_set():
+        if self.cancelled.is_set() or self.cancel_requested.is_set():
             raise JobCancelledError("cancelled before it started")
         for t in deployment.tasks:
             scheduler._guard(t, t.open)
@@ -400,8 +415,14 @@ class SlotProcess:
                 if j == job_id and (attempt is None or a <= attempt):
                     # in order after earlier requests (a completion notice must be applied
                     # before the cancel); forced if the runner does not get to it
+                    r.cancel_requested.set()
                     r.requests.put(("cancel",))
                     threading.Timer(5.0, r.cancelled.set).start()
+                    watchdog = threading.Timer(
+                        CANCELLATION_TIMEOUT_S, self._cancellation_watchdog, (r,)
+                    )
+                    watchdog.daemon = True
+                    watchdog.start()
                     self._wake_all()
         elif kind in ("trigger", "notify", "stop_sources", "resume_sources", "close"):
             job_id, attempt = message[1], message[2]
@@ -411,6 +432,20 @@ class SlotProcess:
                 self._wake_all()
         elif kind == "shutdown":
             self._stop.set()
+
+    def _cancellation_watchdog(self, runner: JobRunner) -> None:
+        if not runner.is_alive():
+            return
+        log.error(
+            "slot %s: attempt %d of job %s did not end within %.0f s of its cancellation; "
+            "the slot process exits (its TaskManager starts it again)",
+            self.slot_id,
+            runner.attempt,
+            runner.job_id,
+            CANCELLATION_TIMEOUT_S,
+        )
+        logging.shutdown()
+        os._exit(1)
 
     def _connect_to_leader(self) -> ControlConnection | None:
         """HA: connect to the JobManager the HA ConfigMap names, re-reading it while the
