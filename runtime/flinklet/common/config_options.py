@@ -406,9 +406,31 @@ class StateBackendOptions:
     )
 
 
+class HashMapOptions:
+    SNAPSHOT = (
+        _key("state.backend.hashmap.snapshot")
+        .enum_type("fork", "sync")
+        .default_value("fork")
+        .with_description(
+            "How the hashmap backend snapshots: 'fork' encodes a copy-on-write image in a "
+            "forked child process while the task goes on (where os.fork exists); 'sync' "
+            "encodes on the task thread."
+        )
+    )
+
+
 class RocksDBOptions:
     LOCAL_DIRECTORIES = _str_or_none(
         "state.backend.rocksdb.localdir", "Directory of RocksDB files; unset uses a temp dir."
+    )
+    FULL_SNAPSHOT = (
+        _key("state.backend.rocksdb.snapshot")
+        .enum_type("process", "sync")
+        .default_value("process")
+        .with_description(
+            "How full RocksDB snapshots are encoded: 'process' has the task create a RocksDB "
+            "checkpoint and another process encode it; 'sync' encodes on the task thread."
+        )
     )
 
 

@@ -22,24 +22,62 @@ class StateBackend:
 
 
 class HashMapStateBackend(StateBackend):
+    """Keyed state in dicts on the task's heap.
+
+    ``snapshot`` is how checkpoints copy it: ``"fork"`` (where ``os.fork`` exists) encodes
+    a copy-on-write image of the state in a forked child process while the task goes on;
+    ``"sync"`` encodes it on the task thread. ``None`` takes
+    ``state.backend.hashmap.snapshot`` from the configuration (default ``fork``)::
+
+        env.set_state_backend(HashMapStateBackend(snapshot="sync"))
+    """
+
     name = "hashmap"
+
+    def __init__(self, snapshot: str | None = None) -> None:
+        from flinklet._private.state.heap_snapshots import SNAPSHOT_MODES
+        from flinklet.errors import ConfigurationError
+
+        if snapshot is not None and snapshot not in SNAPSHOT_MODES:
+            raise ConfigurationError(
+                f"HashMapStateBackend(snapshot={snapshot!r}): use 'fork' or 'sync'"
+            )
+        self.snapshot = snapshot
 
     def create_keyed_backend(self, max_parallelism: int, key_group_range: Any, scope: str) -> Any:
         from flinklet._private.state.heap import HeapKeyedStateBackend
 
-        return HeapKeyedStateBackend(max_parallelism, key_group_range)
+        return HeapKeyedStateBackend(
+            max_parallelism, key_group_range, snapshot_mode=self.snapshot or "fork"
+        )
 
 
 class EmbeddedRocksDBStateBackend(StateBackend):
-    """RocksDB (through rocksdict) per subtask under ``local_dir`` (a temp dir by default)."""
+    """RocksDB (through rocksdict) per subtask under ``local_dir`` (a temp dir by default).
+
+    ``full_snapshot`` is how full (canonical) snapshots are encoded: ``"process"`` (the
+    default) has the task only create a RocksDB checkpoint and another process encode it;
+    ``"sync"`` encodes on the task thread (``state.backend.rocksdb.snapshot``)."""
 
     name = "rocksdb"
 
     def __init__(
-        self, enable_incremental_checkpointing: bool | None = None, local_dir: str | None = None
+        self,
+        enable_incremental_checkpointing: bool | None = None,
+        local_dir: str | None = None,
+        full_snapshot: str = "process",
     ) -> None:
+        from flinklet._private.state.rocksdb import FULL_SNAPSHOT_MODES
+        from flinklet.errors import ConfigurationError
+
+        if full_snapshot not in FULL_SNAPSHOT_MODES:
+            raise ConfigurationError(
+                f"EmbeddedRocksDBStateBackend(full_snapshot={full_snapshot!r}): use "
+                "'process' or 'sync'"
+            )
         self.incremental = bool(enable_incremental_checkpointing)
         self.local_dir = local_dir
+        self.full_snapshot = full_snapshot
 
     def set_db_storage_paths(self, *paths: str) -> None:
         self.local_dir = paths[0] if paths else None
@@ -51,5 +89,10 @@ class EmbeddedRocksDBStateBackend(StateBackend):
         from flinklet._private.state.rocksdb import RocksDBKeyedStateBackend
 
         return RocksDBKeyedStateBackend(
-            max_parallelism, key_group_range, scope, self.local_dir, self.incremental
+            max_parallelism,
+            key_group_range,
+            scope,
+            self.local_dir,
+            self.incremental,
+            full_snapshot=self.full_snapshot,
         )

@@ -452,13 +452,12 @@ class StreamExecutionEnvironment:
         timeout = conf.get(ExecutionOptions.BUFFER_TIMEOUT)
         if not conf.get(ExecutionOptions.BUFFER_TIMEOUT_ENABLED):
             timeout = -1
+        from flinklet.datastream.state_backend import HashMapStateBackend
+
         backend = self._state_backend
         if backend is None:
             from flinklet.common.config_options import RocksDBOptions, StateBackendOptions
-            from flinklet.datastream.state_backend import (
-                EmbeddedRocksDBStateBackend,
-                HashMapStateBackend,
-            )
+            from flinklet.datastream.state_backend import EmbeddedRocksDBStateBackend
 
             if conf.get(StateBackendOptions.STATE_BACKEND) == "rocksdb":
                 from flinklet.common.config_options import CheckpointingOptions as C
@@ -466,9 +465,14 @@ class StreamExecutionEnvironment:
                 backend = EmbeddedRocksDBStateBackend(
                     bool(conf.get(C.INCREMENTAL_CHECKPOINTS)),
                     conf.get(RocksDBOptions.LOCAL_DIRECTORIES),
+                    conf.get(RocksDBOptions.FULL_SNAPSHOT),
                 )
             else:
                 backend = HashMapStateBackend()
+        if isinstance(backend, HashMapStateBackend) and backend.snapshot is None:
+            from flinklet.common.config_options import HashMapOptions
+
+            backend = HashMapStateBackend(conf.get(HashMapOptions.SNAPSHOT))
         return ExecutionSettings(
             keyed_backend_factory=backend.create_keyed_backend,
             checkpointing=checkpointing,

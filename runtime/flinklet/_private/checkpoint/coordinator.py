@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,14 +262,18 @@ class CheckpointCoordinator:
                 self._persist_finished(pending, task_key, final)
         return pending
 
-    def task_finished(self, key: TaskKey, final_snapshots: Any) -> None:
+    def task_finished(
+        self, key: TaskKey, final_snapshots: Any, snapshotted: Collection[int] = ()
+    ) -> None:
         """A task finished: it acknowledges every pending (and future) checkpoint with the
-        state it finished with."""
+        state it finished with — except the ``snapshotted`` ones, for which it already took
+        its snapshot at the barrier (that acknowledgement is on its way, and the state it
+        finished with would not match the other tasks' snapshots)."""
         self.finished[key] = final_snapshots
         if not self.persist_finished_locally:
             return
         for p in list(self.pending.values()):
-            if key in p.awaiting:
+            if key in p.awaiting and p.checkpoint_id not in snapshotted:
                 self._persist_finished(p, key, final_snapshots)
 
     def _persist_finished(self, pending: PendingCheckpoint, key: TaskKey, snapshots: Any) -> None:

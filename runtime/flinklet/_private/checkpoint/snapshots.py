@@ -19,6 +19,7 @@ from flinklet.errors import CheckpointError
 
 if TYPE_CHECKING:
     from flinklet._private.exec.operators import StreamOperator
+    from flinklet._private.state.heap_snapshots import EncodedKeyedState
 
 _MAGIC = "flinklet-operator-state"
 _VERSION = 1
@@ -34,6 +35,9 @@ class OperatorSnapshot:
     # SST files to upload into the job's shared directory (not encoded)
     incremental: Any = None
     upload: dict[str, Any] = field(default_factory=dict)
+    # the hashmap backend's keyed state as bytes (instead of ``keyed``), encoded on the task
+    # thread or still being encoded by a forked child (``state/heap_snapshots.py``)
+    keyed_encoded: EncodedKeyedState | None = None
 
     @property
     def shared_files(self) -> list[str]:
@@ -43,6 +47,8 @@ class OperatorSnapshot:
         """No state at all: such operators are left out of checkpoints, so stateless
         operators can change freely between savepoint and restore (as in Flink)."""
         if self.keyed is not None and (self.keyed.entry_count() or self.keyed.extra):
+            return False
+        if self.keyed_encoded is not None and self.keyed_encoded.has_entries():
             return False
         if self.incremental is not None:
             return False
@@ -56,11 +62,17 @@ class OperatorSnapshot:
         return not any(v is not None for v in self.raw.values())
 
     def encode(self) -> bytes:
+        """The state file's bytes; waits for a forked keyed-state snapshot to finish."""
+        keyed = None
+        if self.keyed_encoded is not None:
+            keyed = self.keyed_encoded.result()
+        elif self.keyed is not None:
+            keyed = self.keyed.to_bytes()
         return serialize(
             (
                 _MAGIC,
                 _VERSION,
-                None if self.keyed is None else self.keyed.to_bytes(),
+                keyed,
                 None if self.operator is None else self.operator.to_bytes(),
                 self.timers,
                 self.raw,
@@ -125,11 +137,17 @@ class RestoredOperatorState:
 
 
 def take_operator_snapshot(
-    op: StreamOperator, checkpoint_id: int, timestamp: int, incremental: bool = False
+    op: StreamOperator,
+    checkpoint_id: int,
+    timestamp: int,
+    incremental: bool = False,
+    allow_fork: bool = False,
 ) -> OperatorSnapshot:
     """The synchronous part of an operator's checkpoint (task thread). With
     ``incremental`` (a checkpoint, not a savepoint) a RocksDB backend configured for it
-    hands over hard-linked SST files instead of copying its entries."""
+    hands over hard-linked SST files instead of copying its entries. With ``allow_fork``
+    the hashmap backend in ``fork`` mode leaves encoding its state to a forked child; the
+    caller must ``cancel_pending`` the snapshot if it is never written."""
     op.before_snapshot(checkpoint_id, timestamp)
     env = op.env
     backend = env.keyed_backend
@@ -146,8 +164,23 @@ def take_operator_snapshot(
         pending: dict[int, list[str]] = op.__dict__.setdefault("_shared_pending", {})
         pending[checkpoint_id] = all_files
         return OperatorSnapshot(None, operator, timers, op.snapshot_state(), manifest, new_files)
+    if backend is not None and hasattr(backend, "snapshot_encoded"):
+        encoded = backend.snapshot_encoded(allow_fork)
+        try:
+            raw = op.snapshot_state()
+        except BaseException:
+            encoded.cancel()
+            raise
+        return OperatorSnapshot(None, operator, timers, raw, keyed_encoded=encoded)
     keyed = backend.snapshot() if backend is not None else None
     return OperatorSnapshot(keyed, operator, timers, op.snapshot_state())
+
+
+def cancel_pending(snapshots: dict[str, OperatorSnapshot]) -> None:
+    """Stop (kill and reap) the forked children of snapshots that will not be written."""
+    for snap in snapshots.values():
+        if snap.keyed_encoded is not None:
+            snap.keyed_encoded.cancel()
 
 
 def shared_uri_of(pointer: str) -> str | None:

@@ -22,7 +22,11 @@ from flinklet._private.checkpoint.coordinator import (
     TaskKey,
 )
 from flinklet._private.checkpoint.persist import write_task_state
-from flinklet._private.checkpoint.snapshots import OperatorSnapshot, take_operator_snapshot
+from flinklet._private.checkpoint.snapshots import (
+    OperatorSnapshot,
+    cancel_pending,
+    take_operator_snapshot,
+)
 from flinklet._private.exec.barriers import BarrierHandler
 from flinklet._private.network.elements import CheckpointBarrier
 from flinklet.errors import StorageError
@@ -34,12 +38,22 @@ log = logging.getLogger(__name__)
 
 
 def snapshot_task(
-    task: Task, checkpoint_id: int, timestamp: int, incremental: bool = False
+    task: Task,
+    checkpoint_id: int,
+    timestamp: int,
+    incremental: bool = False,
+    allow_fork: bool = False,
 ) -> dict[str, OperatorSnapshot]:
-    return {
-        op.uid: take_operator_snapshot(op, checkpoint_id, timestamp, incremental)
-        for op in task.operators
-    }
+    snapshots: dict[str, OperatorSnapshot] = {}
+    try:
+        for op in task.operators:
+            snapshots[op.uid] = take_operator_snapshot(
+                op, checkpoint_id, timestamp, incremental, allow_fork
+            )
+    except BaseException:
+        cancel_pending(snapshots)
+        raise
+    return snapshots
 
 
 class TaskCheckpointing:
@@ -55,6 +69,12 @@ class TaskCheckpointing:
         self.wake: Callable[[], None] = lambda: None
         self.remote = False
         self.resolve_storage: Callable[[str], Any] = lambda pointer: None
+        # snapshots whose keyed state a forked child may still be encoding, per checkpoint:
+        # cancelled (child killed and reaped) when the checkpoint is aborted or we close
+        self.in_flight: dict[int, list[dict[str, OperatorSnapshot]]] = {}
+        # the checkpoints each task took its barrier snapshot for
+        self.snapshotted: dict[TaskKey, set[int]] = {}
+        self.savepoints: set[int] = set()
         exactly_once = coordinator.settings.exactly_once
         for t in tasks:
             t.barrier_handler = BarrierHandler(exactly_once, self._aligned)
@@ -73,6 +93,13 @@ class TaskCheckpointing:
             pending.is_savepoint,
             target=getattr(pending, "pointer", None) if self.remote else None,
         )
+        if pending.is_savepoint:
+            self.savepoints.add(pending.checkpoint_id)
+        elif not self.remote and all(t.finished for t in self.tasks):
+            # the final checkpoint of a finished local job: it subsumes every pending
+            # checkpoint, whose children would only compete with it for CPU and memory
+            for cid in [c for c in self.in_flight if c not in self.savepoints]:
+                self._forget(cid)
         for t in self.tasks:
             if t.is_source and not t.finished:
                 self._snapshot_and_forward(t, barrier)
@@ -82,7 +109,9 @@ class TaskCheckpointing:
 
     def _snapshot_and_forward(self, task: Task, barrier: CheckpointBarrier) -> None:
         incremental = not barrier.is_savepoint
-        snapshots = snapshot_task(task, barrier.checkpoint_id, barrier.timestamp, incremental)
+        snapshots = snapshot_task(
+            task, barrier.checkpoint_id, barrier.timestamp, incremental, allow_fork=True
+        )
         for w in task.writers:
             w.broadcast_event(barrier)
         storage = self.pending_storage.get(barrier.checkpoint_id)
@@ -91,10 +120,16 @@ class TaskCheckpointing:
             storage = self.resolve_storage(barrier.target)
             self.pending_storage[barrier.checkpoint_id] = storage
         if storage is None:
+            cancel_pending(snapshots)
             return  # the checkpoint was aborted meanwhile
         key = (task.vertex_id, task.subtask_index)
         cid = barrier.checkpoint_id
         coordinator = self.coordinator
+        self.snapshotted.setdefault(key, set()).add(cid)
+        if any(
+            s.keyed_encoded is not None and s.keyed_encoded.background for s in snapshots.values()
+        ):
+            self.in_flight.setdefault(cid, []).append(snapshots)
 
         shared = None
         if any(snap.upload for snap in snapshots.values()):
@@ -110,7 +145,10 @@ class TaskCheckpointing:
                 coordinator.post(
                     "decline", (cid, f"task {task.display_name} could not write state: {exc!r}")
                 )
+                self.wake()
                 return
+            finally:
+                cancel_pending(snapshots)  # no-op unless the write failed midway
             coordinator.post("ack", (cid, ack))
             self.wake()
 
@@ -133,21 +171,36 @@ class TaskCheckpointing:
     def _finished(self, task: Task) -> None:
         # the snapshot is taken only if a checkpoint needs it (operators are not closed
         # before the job ends, so the finished state stays readable)
+        key = (task.vertex_id, task.subtask_index)
         self.coordinator.task_finished(
-            (task.vertex_id, task.subtask_index), lambda: snapshot_task(task, 0, 0)
+            key, lambda: snapshot_task(task, 0, 0), set(self.snapshotted.get(key, ()))
         )
+
+    def _forget(self, checkpoint_id: int) -> None:
+        """Kill and reap the children still encoding for ``checkpoint_id`` (none are left
+        once it completed: every task's state was written)."""
+        for snapshots in self.in_flight.pop(checkpoint_id, []):
+            cancel_pending(snapshots)
+        for cids in self.snapshotted.values():
+            cids.discard(checkpoint_id)
+        self.savepoints.discard(checkpoint_id)
 
     def _notify_complete(self, checkpoint_id: int) -> None:
         self.pending_storage.pop(checkpoint_id, None)
+        self._forget(checkpoint_id)
         for t in self.tasks:
             for op in t.operators:
                 op.notify_checkpoint_complete(checkpoint_id)
 
     def _notify_aborted(self, checkpoint_id: int) -> None:
         self.pending_storage.pop(checkpoint_id, None)
+        self._forget(checkpoint_id)
         for t in self.tasks:
             for op in t.operators:
                 op.notify_checkpoint_aborted(checkpoint_id)
 
     def close(self) -> None:
+        """Stop: children still encoding are killed (their checkpoints cannot complete)."""
+        for checkpoint_id in list(self.in_flight):
+            self._forget(checkpoint_id)
         self.writer.shutdown(wait=True)

@@ -44,12 +44,14 @@ from flinklet._private.state.backend import (
     namespace_to_bytes,
     no_key_error,
 )
+from flinklet._private.state.heap_snapshots import EncodedKeyedState, ReadySnapshot
 from flinklet._private.state.keygroups import (
     KeyGroupRange,
     assign_to_key_group,
     check_max_parallelism,
 )
 from flinklet._private.state.layout import key_group_range_bounds
+from flinklet._private.state.rocksdb_export import export_snapshot
 from flinklet._private.state.rocksdb_states import (
     ENTRY_SEPARATOR,
     RocksDBState,
@@ -104,6 +106,9 @@ _KEY_PART_CACHE_LIMIT = 65_536
 _VALUE_CACHE_LIMIT = 8_192
 _BATCH_LIMIT = 10_000
 _UNSET: Final[Any] = object()
+FULL_SNAPSHOT_MODES = ("process", "sync")
+"""Values of ``state.backend.rocksdb.snapshot``."""
+
 _SINGLE_VALUE_KINDS = frozenset({StateKind.VALUE, StateKind.REDUCING, StateKind.AGGREGATING})
 _VERSION_BYTE = bytes([FORMAT_VERSION])
 _FileSource = Callable[[str], "bytes | Path"]
@@ -524,13 +529,20 @@ class RocksDBKeyedStateBackend:
         incremental: bool = False,
         *,
         time_provider: Callable[[], int] | None = None,
+        full_snapshot: str = "process",
     ) -> None:
         check_max_parallelism(max_parallelism)
         if not key_group_range.is_empty() and key_group_range.end >= max_parallelism:
             raise StateError(f"{key_group_range!r} does not fit max parallelism {max_parallelism}")
+        if full_snapshot not in FULL_SNAPSHOT_MODES:
+            raise StateError(
+                f"unknown RocksDB full snapshot mode {full_snapshot!r}; use one of "
+                f"{', '.join(FULL_SNAPSHOT_MODES)} (state.backend.rocksdb.snapshot)"
+            )
         self.max_parallelism = max_parallelism
         self.key_group_range = key_group_range
         self.incremental = incremental
+        self.full_snapshot = full_snapshot
         self.current_key: Any = NO_KEY
         self.time_provider: Callable[[], int] = time_provider or _wall_clock_ms
         base = Path(local_dir) if local_dir is not None else default_local_dir()
@@ -850,6 +862,42 @@ class RocksDBKeyedStateBackend:
             states=dict(self._meta),
             extra=dict(extra or {}),
         )
+
+    def snapshot_encoded(
+        self, allow_fork: bool = True, extra: dict[str, bytes] | None = None
+    ) -> EncodedKeyedState:
+        """The bytes of ``snapshot(extra)`` for a checkpoint or savepoint. In ``process``
+        mode (and with ``allow_fork``) the task thread only creates a RocksDB checkpoint
+        and another process encodes it (``rocksdb_export.py``); states with a TTL, and
+        ``sync`` mode, encode here."""
+        has_ttl = any(state.ttl_policy() is not None for state in self._states.values())
+        if not allow_fork or self.full_snapshot != "process" or has_ttl or self._range_empty():
+            snapshot = self.snapshot(extra)
+            return ReadySnapshot(snapshot.to_bytes(), snapshot.entry_count())
+        self._check_open()
+        try:
+            self._check_no_foreign_keys()
+        except StateError:
+            raise
+        except Exception as exc:
+            raise self.storage_error(exc, "read state for a snapshot") from exc
+        target = self.directory / f"full-{next(self._checkpoint_counter)}"
+        if target.exists():
+            shutil.rmtree(target)
+        self.checkpoint_sst_files(target)
+        return export_snapshot(
+            target, self.max_parallelism, self.key_group_range, dict(self._meta), extra
+        )
+
+    def _range_empty(self) -> bool:
+        """No entry in this subtask's key groups (one seek)."""
+        self._check_open()
+        start, end = key_group_range_bounds(self.key_group_range)
+        try:
+            first = next(self.db.keys(from_key=start), None)
+        except Exception as exc:
+            raise self.storage_error(exc, "read state for a snapshot") from exc
+        return first is None or (end is not None and first >= end)
 
     def _check_open(self) -> None:
         if self.db is None:

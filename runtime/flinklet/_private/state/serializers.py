@@ -32,6 +32,7 @@ __all__ = [
     "decode_varint",
     "deserialize",
     "deserialize_key",
+    "encode_into",
     "encode_varint",
     "serialize",
     "serialize_key",
@@ -244,6 +245,12 @@ def serialize(obj: Any) -> bytes:
     out = bytearray(_VERSION_PREFIX)
     _encode(obj, out, _pickle_value)
     return bytes(out)
+
+
+def encode_into(obj: Any, out: bytearray) -> None:
+    """Append the encoding of a value (``serialize`` without the version byte) to ``out``;
+    for encoders that write a larger structure in one pass (``heap_snapshots.py``)."""
+    _encode(obj, out, _pickle_value)
 
 
 def serialize_key(key: Any) -> bytes:
