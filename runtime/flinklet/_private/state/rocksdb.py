@@ -177,6 +177,11 @@ def _open_db(path: Path) -> Any:
     # thread, and every scan is consumed before it writes.
     options.set_allow_concurrent_memtable_write(False)
     options.set_inplace_update_support(True)
+    # Point reads (every state access) check a Bloom filter per SST file before reading it:
+    # frequent checkpoints flush small level-0 files that reads would otherwise all visit.
+    table = rocksdict.BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
     try:
         db = rocksdict.Rdict(str(path), options)
     except Exception as exc:  # rocksdict raises plain Exception
