@@ -277,16 +277,17 @@ def test_running_electors_on_threads_elect_one_and_fail_over_on_release() -> Non
             with lock:
                 leaders.append(f"{name}@{epoch}")
 
-        return LeaderElector(api, NS, LEASE, name, 0.6, 0.4, 0.1, on_started_leading=started)
+        # deadlines far above the retry period: a busy machine must not flip leadership
+        return LeaderElector(api, NS, LEASE, name, 3.0, 2.0, 0.1, on_started_leading=started)
 
     a, b = make("a"), make("b")
     with a, b:
-        assert a.wait_for_leadership(2) or b.wait_for_leadership(2)
+        assert a.wait_for_leadership(5) or b.wait_for_leadership(5)
         time.sleep(0.5)
         assert sum(e.is_leader for e in (a, b)) == 1
         first, second = (a, b) if a.is_leader else (b, a)
         first.stop(release=True)
-        assert second.wait_for_leadership(2)
+        assert second.wait_for_leadership(5)
         assert second.epoch == 1
     assert leaders == [f"{first.identity}@0", f"{second.identity}@1"]
     assert "holderIdentity" not in spec(api)  # the second released it on exit
@@ -299,11 +300,13 @@ def test_callbacks_run_in_order_off_the_renewing_thread() -> None:
 
     def started(epoch: int) -> None:
         threads.append(threading.current_thread().name)
-        time.sleep(0.5)  # slower than the renew deadline: renewals must go on meanwhile
+        time.sleep(2.0)  # slower than the renew deadline: renewals must go on meanwhile
         done.set()
 
-    e = LeaderElector(api, NS, LEASE, "a", 0.6, 0.3, 0.1, on_started_leading=started)
+    # a 1.5 s renew deadline against a 0.1 s retry period: a busy CI machine delaying the
+    # renewing thread by some 100s of ms must not fail the test (it did with 0.3 s)
+    e = LeaderElector(api, NS, LEASE, "a", 2.0, 1.5, 0.1, on_started_leading=started)
     with e:
-        assert done.wait(3)
+        assert done.wait(8)
         assert e.is_leader and e.epoch == 0
     assert threads and threads[0].startswith("flinklet-leader-")
