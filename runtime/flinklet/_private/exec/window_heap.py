@@ -98,7 +98,7 @@ class HeapWindowPath:
         op = self._op
         # the contents state's table: the same dict for the backend's lifetime (restore fills
         # it in place), but its namespace dicts are looked up per batch, never kept longer
-        table: StateTable = self._state._table
+        table: StateTable = self._state.table
         ks, set_key = op.key_selector, op.backend.set_current_key
         timers = op.timers
         event_time, lateness = op.event_time, op.lateness
@@ -239,7 +239,7 @@ class HeapWindowPath:
                 if cleanup >= MAX_WATERMARK:
                     cleanup = MAX_WATERMARK
             self._timer_window, self._timer_times = window, (end, cleanup)
-        table: StateTable = self._state._table
+        table: StateTable = self._state.table
         contents = table.get(window)
         if contents is None:
             stored = _MISSING

@@ -114,6 +114,12 @@ class HeapState:
             ns_table = table[VOID_NAMESPACE] = {}
         self._ns_table: NamespaceTable = ns_table
 
+    @property
+    def table(self) -> StateTable:
+        """The state's ``{namespace: {key: value}}`` table, for operators that batch their
+        accesses (the window operator's heap path); entries they empty they must delete."""
+        return self._table
+
     def set_current_namespace(self, namespace: Any) -> None:
         """Scope further accesses to ``namespace`` (a window, or ``VOID_NAMESPACE``)."""
         table = self._table
