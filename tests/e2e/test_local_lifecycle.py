@@ -165,8 +165,26 @@ class Walkthrough:
 
     @staticmethod
     def completed_checkpoints(jid: str) -> int:
-        counts = httpx.get(f"{REST}/jobs/{jid}/checkpoints", timeout=5).json()["counts"]
+        answer = httpx.get(f"{REST}/jobs/{jid}/checkpoints", timeout=5)
+        answer.raise_for_status()  # a JobManager still starting does not know the job yet
+        counts = answer.json()["counts"]
         return int(counts["completed"])
+
+
+def running_jobs() -> list[str]:
+    """The ids of the jobs the JobManager on the loopback's REST port runs."""
+    answer = httpx.get(f"{REST}/jobs/overview", timeout=5)
+    answer.raise_for_status()
+    return [j["jid"] for j in answer.json()["jobs"] if j["state"] == "RUNNING"]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"  # a zombie is gone too
 
 
 def committed(directory: Path) -> list[str]:
@@ -410,15 +428,7 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
         ),
         timeout=60,
     )
-    w.wait(
-        "the restarted JobManager runs the job",
-        lambda: [
-            j["state"]
-            for j in httpx.get(f"{REST}/jobs/overview", timeout=5).json()["jobs"]
-            if j["state"] == "RUNNING"
-        ],
-        timeout=120,
-    )
+    w.wait("the restarted JobManager runs the job", running_jobs, timeout=120)
     w.wait("the job runs after the JobManager was killed", w.running(3), timeout=180)
     w.wait("a checkpoint after the failover", w.checkpoints_after(2), timeout=90)
     after_kill = assert_exactly_once(committed(w.out))
@@ -426,16 +436,13 @@ def test_flinkjob_lifecycle_on_a_local_control_plane(
 
     # 6b. delete the leading JobManager's pod: the Deployment's new pod takes over
     old_pod = jm_pod["metadata"]["name"]
+    old_pid = int(next((w.cluster.run_dir / "pods").glob(f"{ns}_{old_pod}_*/*/pid")).read_text())
     w.kubectl("delete", "pod", old_pod, "--grace-period=0", "--force")
+    w.wait("the old JobManager process is gone", lambda: not process_alive(old_pid), timeout=60)
     w.wait(
         "a new JobManager pod runs the job",
         lambda: (
-            [p for p in w.pods("jobmanager") if p["metadata"]["name"] != old_pod]
-            and [
-                j
-                for j in httpx.get(f"{REST}/jobs/overview", timeout=5).json()["jobs"]
-                if j["state"] == "RUNNING"
-            ]
+            [p for p in w.pods("jobmanager") if p["metadata"]["name"] != old_pod] and running_jobs()
         ),
         timeout=120,
     )
