@@ -126,6 +126,10 @@ def finish_from(
     env.set_state_backend(backend)
     build(env, end, counts, sums, rate=None)
     env.execute("final")
+    job: Any = env._last_job
+    assert job.restored_from == savepoint
+    # the job's own measure of the restore (reading the savepoint, loading the state)
+    assert job.restore_duration_ms is not None and 0 < job.restore_duration_ms < 30_000
     return end
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -389,6 +390,8 @@ class LocalJob:
         self._stopping: tuple[Any, Future[str]] | None = None
         self._drain_target: tuple[str | None, Future[str]] | None = None
         self.restored_from: str | None = None
+        # how long the latest restore took (reading the checkpoint, loading the state)
+        self.restore_duration_ms: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -497,6 +500,7 @@ class LocalJob:
         return plan
 
     def _run_attempt(self) -> None:
+        started = time.perf_counter()
         try:
             plan = self._restore_plan()
         except (CheckpointError, StorageError) as exc:
@@ -523,6 +527,10 @@ class LocalJob:
                 0,
                 tb,
             ) from exc
+        if plan is not None:
+            # reading the checkpoint and loading every operator's state, as Flink's
+            # InitializeStateDurationMs of the job's initialization
+            self.restore_duration_ms = (time.perf_counter() - started) * 1000.0
         self.deployment = deployment
         scheduler = Scheduler(deployment.tasks, self.settings)
         self._scheduler = scheduler

@@ -27,6 +27,7 @@ from flinklet._private.state.serializers import (
     serialize,
     serialize_key,
 )
+from flinklet._private.state.snapshot_decoding import parse_keyed_snapshot
 from flinklet.datastream.state import (
     AggregatingState,
     AggregatingStateDescriptor,
@@ -227,7 +228,9 @@ class KeyedStateSnapshot:
 
     @staticmethod
     def from_bytes(data: bytes) -> KeyedStateSnapshot:
-        payload = deserialize(data)
+        payload = parse_keyed_snapshot(data)
+        if payload is None:  # not shaped as expected: the generic decoder says what is wrong
+            payload = deserialize(data)
         if not isinstance(payload, tuple) or len(payload) != 8 or payload[0] != "keyed":
             raise StateMigrationError("these bytes are not a Flinklet keyed-state snapshot")
         _, version, max_parallelism, start, end, entries, states, extra = payload

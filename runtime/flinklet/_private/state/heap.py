@@ -11,6 +11,7 @@ computed when a snapshot is taken, never per record. States with a TTL are separ
 from __future__ import annotations
 
 import gc
+import struct
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any, Final, overload
@@ -44,11 +45,13 @@ from flinklet._private.state.keygroups import (
 )
 from flinklet._private.state.layout import decode_state_key, encode_state_key
 from flinklet._private.state.serializers import (
+    decode_varint,
     deserialize,
     deserialize_key,
     serialize,
     serialize_key,
 )
+from flinklet._private.state.snapshot_decoding import INT_LAYOUT_HEAD, INT_VALUE_HEAD
 from flinklet.datastream.state import (
     AggregatingState,
     AggregatingStateDescriptor,
@@ -75,6 +78,8 @@ __all__ = [
     "HeapValueState",
     "wall_clock_ms",
 ]
+
+_INT64 = struct.Struct(">q")
 
 MISSING: Final[Any] = object()
 """Marks "no entry" where ``None`` could be a stored value."""
@@ -704,7 +709,7 @@ class HeapKeyedStateBackend:
 
         now = self.time_provider()
         mine = self.key_group_range
-        namespaces: dict[bytes, Any] = {}
+        unpack_int = _INT64.unpack_from
         for snapshot in snapshots:
             if snapshot.key_group_range.intersection(mine).is_empty():
                 continue
@@ -714,31 +719,49 @@ class HeapKeyedStateBackend:
                 for name, meta in snapshot.states.items()
                 if (meta.ttl_ms is None) != (self._meta[name].ttl_ms is None)
             }
+            # layout key suffix (namespace + state name) -> (the table, conversion or None)
+            targets: dict[bytes, tuple[dict[Any, Any], tuple[StateKind, bool] | None]] = {}
             for key_group, group in snapshot.entries.items():
                 if key_group not in mine:
                     continue
                 for layout_key, value_bytes in group:
-                    _, key_bytes, namespace_bytes, name = decode_state_key(layout_key)
-                    namespace = namespaces.get(namespace_bytes, MISSING)
-                    if namespace is MISSING:
-                        namespace = namespaces[namespace_bytes] = namespace_from_bytes(
-                            namespace_bytes
-                        )
-                    table = self._tables.get(name)
-                    if table is None:
-                        raise StateMigrationError(
-                            f"the snapshot has entries of state '{name}' but no metadata for it"
-                        )
-                    value = deserialize(value_bytes)
-                    conversion = converting.get(name)
+                    if layout_key[2:5] == INT_LAYOUT_HEAD:  # an int64 key: inlined decoding
+                        key = unpack_int(layout_key, 5)[0]
+                        suffix = layout_key[13:]
+                    else:
+                        key_len, start = decode_varint(layout_key, 2)
+                        key = deserialize_key(layout_key[start : start + key_len])
+                        suffix = layout_key[start + key_len :]
+                    target = targets.get(suffix)
+                    if target is None:
+                        target = targets[suffix] = self._restore_target(layout_key, converting)
+                    ns_table, conversion = target
+                    if len(value_bytes) == 10 and value_bytes[:2] == INT_VALUE_HEAD:
+                        value: Any = unpack_int(value_bytes, 2)[0]
+                    else:
+                        value = deserialize(value_bytes)
                     if conversion is not None:
                         value = convert_value(conversion[0], value, conversion[1], now)
-                    ns_table = table.get(namespace)
-                    if ns_table is None:
-                        ns_table = table[namespace] = {}
-                    ns_table[deserialize_key(key_bytes)] = value
+                    ns_table[key] = value
         for state in self._states.values():
             state.on_restored()
+
+    def _restore_target(
+        self, layout_key: bytes, converting: dict[str, tuple[StateKind, bool]]
+    ) -> tuple[dict[Any, Any], tuple[StateKind, bool] | None]:
+        """The namespace table the entries with ``layout_key``'s namespace and state go to,
+        and their TTL conversion."""
+        _, _, namespace_bytes, name = decode_state_key(layout_key)
+        table = self._tables.get(name)
+        if table is None:
+            raise StateMigrationError(
+                f"the snapshot has entries of state '{name}' but no metadata for it"
+            )
+        namespace = namespace_from_bytes(namespace_bytes)
+        ns_table = table.get(namespace)
+        if ns_table is None:
+            ns_table = table[namespace] = {}
+        return ns_table, converting.get(name)
 
     def dispose(self) -> None:
         self._states.clear()

@@ -467,6 +467,8 @@ def _child(
     code = 1
     try:
         gc.disable()  # a collection would touch (and copy) every page of the heap
+        with contextlib.suppress(OSError):
+            os.nice(10)  # the task's thread comes first when the cores are busy
         die_with_parent()
         if os.getppid() != parent:
             os._exit(1)  # the parent died before the signal was armed

@@ -36,6 +36,8 @@ from flinklet.errors import StateError
 __all__ = ["ExportedSnapshot", "export_snapshot", "main"]
 
 _PARAMS = "flinklet-export.params"
+# below the task processes' priority: a snapshot may finish later, records must not wait
+_NICENESS = 10
 
 
 class ExportedSnapshot:
@@ -164,6 +166,8 @@ def encode_checkpoint(checkpoint_dir: Path) -> bytes:
 
 def main(argv: list[str]) -> int:
     checkpoint_dir, output = Path(argv[0]), Path(argv[1])
+    with contextlib.suppress(OSError):
+        os.nice(_NICENESS)  # the task's thread comes first when the cores are busy
     data = encode_checkpoint(checkpoint_dir)
     partial = output.with_name(output.name + ".part")
     partial.write_bytes(data)

@@ -29,6 +29,7 @@ from flinklet.errors import StateError, StateMigrationError
 
 __all__ = [
     "FORMAT_VERSION",
+    "decode_at",
     "decode_varint",
     "deserialize",
     "deserialize_key",
@@ -393,6 +394,13 @@ for _tag, _decoder in (
 
 def _decode(data: memoryview, pos: int) -> tuple[Any, int]:
     return _DECODERS[data[pos]](data, pos + 1)
+
+
+def decode_at(view: memoryview, pos: int) -> tuple[Any, int]:
+    """``(value, next position)``: one value encoded by ``encode_into`` at ``pos`` of a
+    larger structure (``snapshot_decoding.py``). Raises ``IndexError``/``struct.error`` on
+    truncated data and ``StateError`` on an unknown tag."""
+    return _decode(view, pos)
 
 
 def deserialize(data: bytes | bytearray | memoryview) -> Any:
