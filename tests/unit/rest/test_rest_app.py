@@ -381,6 +381,8 @@ def test_checkpoint_statistics_have_flinks_fields(client: TestClient, running_jo
     assert latest["checkpoint_type"] == "CHECKPOINT"
     assert latest["num_subtasks"] == latest["num_acknowledged_subtasks"] == 4
     assert latest["discarded"] is False
+    # a full (hashmap) checkpoint writes all of its state
+    assert latest["state_size"] == latest["checkpointed_size"] > 0
     assert stats["latest"]["savepoint"] is None
     assert stats["latest"]["restored"] is None
     assert stats["counts"]["completed"] >= 1

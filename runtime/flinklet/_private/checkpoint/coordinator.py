@@ -57,6 +57,9 @@ class SubtaskAck:
     task: TaskKey
     handles: dict[str, SubtaskStateHandle]
     bytes_written: int = 0
+    # the whole state's size: more than bytes_written when an incremental checkpoint
+    # references files an earlier one uploaded (None: the same as bytes_written)
+    state_size: int | None = None
 
 
 @dataclass
@@ -70,6 +73,7 @@ class PendingCheckpoint:
     handles: dict[str, list[SubtaskStateHandle]] = field(default_factory=dict)
     future: Future[str] = field(default_factory=Future)
     size: int = 0
+    state_size: int = 0
     kind: str = "CHECKPOINT"
     notify: bool = True
 
@@ -83,7 +87,8 @@ class CompletedCheckpoint:
     pointer: str
     storage: Any
     metadata: CheckpointMetadata
-    size: int
+    size: int  # written by this checkpoint (Flink's checkpointed size)
+    state_size: int = -1  # the whole state it restores (-1: the same as ``size``)
 
     @property
     def duration_ms(self) -> int:
@@ -297,6 +302,7 @@ class CheckpointCoordinator:
             return  # late ack of an aborted checkpoint
         p.awaiting.discard(ack.task)
         p.size += ack.bytes_written
+        p.state_size += ack.bytes_written if ack.state_size is None else ack.state_size
         for uid, handle in ack.handles.items():
             p.handles.setdefault(uid, []).append(handle)
         if not p.awaiting:
@@ -334,6 +340,7 @@ class CheckpointCoordinator:
             p.storage,
             metadata,
             p.size,
+            p.state_size,
         )
         try:
             # e.g. HA records it as the latest: before older ones are pruned or tasks notified
@@ -442,7 +449,8 @@ class CheckpointCoordinator:
             "is_savepoint": c.is_savepoint,
             "trigger_timestamp": c.timestamp,
             "latest_ack_timestamp": c.completed_at,
-            "state_size": c.size,
+            "state_size": c.size if c.state_size < 0 else c.state_size,
+            "checkpointed_size": c.size,
             "end_to_end_duration": c.duration_ms,
             "external_path": c.pointer,
         }

@@ -29,6 +29,7 @@ def write_task_state(
 ) -> SubtaskAck:
     handles: dict[str, SubtaskStateHandle] = {}
     total = 0
+    reused = 0
     subtask = task[1]
     for uid, snap in snapshots.items():
         if snap.is_empty():
@@ -40,5 +41,11 @@ def write_task_state(
             total += shared.write(shared_name, path.read_bytes())
         size = storage.write(name, snap.encode())
         total += size
+        if snap.incremental is not None:  # files uploaded by earlier checkpoints count too
+            reused += sum(
+                file_size
+                for shared_name, (_local, file_size) in snap.incremental.sst_files.items()
+                if shared_name not in snap.upload
+            )
         handles[uid] = SubtaskStateHandle(subtask, name, size, finished, snap.shared_files)
-    return SubtaskAck(task, handles, total)
+    return SubtaskAck(task, handles, total, total + reused)

@@ -326,7 +326,7 @@ def checkpoint_entry(
         checkpoint_type="SAVEPOINT" if is_savepoint else "CHECKPOINT",
         trigger_timestamp=int(entry["trigger_timestamp"]),
         latest_ack_timestamp=entry.get("latest_ack_timestamp"),
-        checkpointed_size=size,
+        checkpointed_size=entry.get("checkpointed_size", size),
         state_size=size,
         end_to_end_duration=entry.get("end_to_end_duration"),
         num_subtasks=n,
