@@ -409,8 +409,8 @@ def _figures(
                 better="higher",
                 detail=f"median of {repeats} interleaved runs (each: "
                 f"{_ratios(runs, label, base_label, 'steady_s')}); {ckpt['records']:,} "
-                f"records, {ckpt['checkpoints']} checkpoint(s) completed; until the last "
-                f"record reached the sink",
+                f"records, {', '.join(map(str, ckpt['checkpoints']))} checkpoints "
+                f"completed; until the last record reached the sink",
                 group="checkpoint overhead",
             )
         )

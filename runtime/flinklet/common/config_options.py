@@ -432,6 +432,13 @@ class RocksDBOptions:
             "checkpoint and another process encode it; 'sync' encodes on the task thread."
         )
     )
+    COMPRESSION_PER_LEVEL = _str_or_none(
+        "state.backend.rocksdb.compression.per.level",
+        "Compression types of RocksDB's levels 0, 1, ... separated by ';' (NO_COMPRESSION, "
+        "SNAPPY_COMPRESSION, ZLIB_COMPRESSION, BZLIB2_COMPRESSION, LZ4_COMPRESSION, "
+        "LZ4HC_COMPRESSION, ZSTD_COMPRESSION); the last one applies to the levels below it. "
+        "Unset: NO_COMPRESSION;NO_COMPRESSION;SNAPPY_COMPRESSION.",
+    )
 
 
 _FIXED = "restart-strategy.fixed-delay."

@@ -9,6 +9,7 @@ both have the same format, so a job can switch backends through a savepoint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["EmbeddedRocksDBStateBackend", "HashMapStateBackend", "StateBackend"]
@@ -57,7 +58,12 @@ class EmbeddedRocksDBStateBackend(StateBackend):
 
     ``full_snapshot`` is how full (canonical) snapshots are encoded: ``"process"`` (the
     default) has the task only create a RocksDB checkpoint and another process encode it;
-    ``"sync"`` encodes on the task thread (``state.backend.rocksdb.snapshot``)."""
+    ``"sync"`` encodes on the task thread (``state.backend.rocksdb.snapshot``).
+
+    ``compression_per_level``: Flink's compression type names for levels 0, 1, ...,
+    ``;``-separated or a list, the last one repeating for the levels below it
+    (``state.backend.rocksdb.compression.per.level``; ``None``: that key, else
+    ``NO_COMPRESSION;NO_COMPRESSION;SNAPPY_COMPRESSION``)."""
 
     name = "rocksdb"
 
@@ -66,8 +72,12 @@ class EmbeddedRocksDBStateBackend(StateBackend):
         enable_incremental_checkpointing: bool | None = None,
         local_dir: str | None = None,
         full_snapshot: str = "process",
+        compression_per_level: str | Sequence[str] | None = None,
     ) -> None:
-        from flinklet._private.state.rocksdb import FULL_SNAPSHOT_MODES
+        from flinklet._private.state.rocksdb import (
+            FULL_SNAPSHOT_MODES,
+            parse_compression_per_level,
+        )
         from flinklet.errors import ConfigurationError
 
         if full_snapshot not in FULL_SNAPSHOT_MODES:
@@ -78,6 +88,11 @@ class EmbeddedRocksDBStateBackend(StateBackend):
         self.incremental = bool(enable_incremental_checkpointing)
         self.local_dir = local_dir
         self.full_snapshot = full_snapshot
+        self.compression_per_level = (
+            None
+            if compression_per_level is None
+            else parse_compression_per_level(compression_per_level)
+        )
 
     def set_db_storage_paths(self, *paths: str) -> None:
         self.local_dir = paths[0] if paths else None
@@ -86,7 +101,10 @@ class EmbeddedRocksDBStateBackend(StateBackend):
         return self.incremental
 
     def create_keyed_backend(self, max_parallelism: int, key_group_range: Any, scope: str) -> Any:
-        from flinklet._private.state.rocksdb import RocksDBKeyedStateBackend
+        from flinklet._private.state.rocksdb import (
+            DEFAULT_COMPRESSION_PER_LEVEL,
+            RocksDBKeyedStateBackend,
+        )
 
         return RocksDBKeyedStateBackend(
             max_parallelism,
@@ -95,4 +113,5 @@ class EmbeddedRocksDBStateBackend(StateBackend):
             self.local_dir,
             self.incremental,
             full_snapshot=self.full_snapshot,
+            compression_per_level=self.compression_per_level or DEFAULT_COMPRESSION_PER_LEVEL,
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import copy
 import json
 import logging
 import threading
@@ -469,6 +470,16 @@ class StreamExecutionEnvironment:
                 )
             else:
                 backend = HashMapStateBackend()
+        from flinklet.datastream.state_backend import EmbeddedRocksDBStateBackend as RocksDB
+
+        if isinstance(backend, RocksDB) and backend.compression_per_level is None:
+            from flinklet._private.state.rocksdb import parse_compression_per_level
+            from flinklet.common.config_options import RocksDBOptions as R
+
+            levels = conf.get(R.COMPRESSION_PER_LEVEL)
+            if levels is not None:  # the key applies to a backend set in code, too
+                backend = copy.copy(backend)
+                backend.compression_per_level = parse_compression_per_level(levels)
         if isinstance(backend, HashMapStateBackend) and backend.snapshot is None:
             from flinklet.common.config_options import HashMapOptions
 

@@ -531,6 +531,12 @@ class LocalJob:
             # reading the checkpoint and loading every operator's state, as Flink's
             # InitializeStateDurationMs of the job's initialization
             self.restore_duration_ms = (time.perf_counter() - started) * 1000.0
+            log.info(
+                "Job %s restored its state from %s in %.0f ms",
+                self.job_id,
+                plan.pointer,
+                self.restore_duration_ms,
+            )
         self.deployment = deployment
         scheduler = Scheduler(deployment.tasks, self.settings)
         self._scheduler = scheduler

@@ -85,7 +85,7 @@ from flinklet.datastream.state import (
     ValueState,
     ValueStateDescriptor,
 )
-from flinklet.errors import StateError, StateMigrationError
+from flinklet.errors import ConfigurationError, StateError, StateMigrationError
 
 __all__ = [
     "IncrementalKeyedStateSnapshot",
@@ -108,6 +108,43 @@ _BATCH_LIMIT = 10_000
 _UNSET: Final[Any] = object()
 FULL_SNAPSHOT_MODES = ("process", "sync")
 """Values of ``state.backend.rocksdb.snapshot``."""
+
+COMPRESSION_OPTION: Final = "state.backend.rocksdb.compression.per.level"
+# Flink's CompressionType names -> rocksdict's DBCompressionType constructors
+COMPRESSION_TYPES: Final = {
+    "NO_COMPRESSION": "none",
+    "SNAPPY_COMPRESSION": "snappy",
+    "ZLIB_COMPRESSION": "zlib",
+    "BZLIB2_COMPRESSION": "bz2",
+    "LZ4_COMPRESSION": "lz4",
+    "LZ4HC_COMPRESSION": "lz4hc",
+    "ZSTD_COMPRESSION": "zstd",
+}
+# Levels 0 and 1 are flushed and rewritten every few checkpoints and read by every state
+# access: uncompressed, they cost less CPU (see _open_db); the larger levels keep Snappy.
+DEFAULT_COMPRESSION_PER_LEVEL: Final = ("NO_COMPRESSION", "NO_COMPRESSION", "SNAPPY_COMPRESSION")
+_NUM_LEVELS: Final = 7  # RocksDB's default num_levels
+
+
+def parse_compression_per_level(value: str | Sequence[str]) -> tuple[str, ...]:
+    """Flink's ``state.backend.rocksdb.compression.per.level``: compression types for levels
+    0, 1, ... separated by ``;`` (a list is accepted too); the last one also applies to
+    the levels after it. Raises ``ConfigurationError`` naming the valid types."""
+    items = value.split(";") if isinstance(value, str) else list(value)
+    names = tuple(str(item).strip().upper() for item in items if str(item).strip())
+    unknown = [n for n in names if n not in COMPRESSION_TYPES]
+    if not names or unknown:
+        raise ConfigurationError(
+            f"{COMPRESSION_OPTION}: {value!r} is not a ';'-separated list of compression "
+            f"types (levels 0, 1, ...; the last applies to the levels below it); use "
+            f"{', '.join(COMPRESSION_TYPES)}"
+        )
+    if len(names) > _NUM_LEVELS:
+        raise ConfigurationError(
+            f"{COMPRESSION_OPTION}: {len(names)} entries for RocksDB's {_NUM_LEVELS} levels"
+        )
+    return names
+
 
 _SINGLE_VALUE_KINDS = frozenset({StateKind.VALUE, StateKind.REDUCING, StateKind.AGGREGATING})
 _VERSION_BYTE = bytes([FORMAT_VERSION])
@@ -165,8 +202,9 @@ def _rocksdict() -> Any:
     return rocksdict
 
 
-def _open_db(path: Path) -> Any:
-    """A raw-bytes rocksdict ``Rdict`` at ``path`` (created if missing), writes without WAL."""
+def _open_db(path: Path, compression: Sequence[str] = DEFAULT_COMPRESSION_PER_LEVEL) -> Any:
+    """A raw-bytes rocksdict ``Rdict`` at ``path`` (created if missing), writes without WAL;
+    ``compression``: Flink compression type names for levels 0, 1, ... (the last repeats)."""
     rocksdict = _rocksdict()
     options = rocksdict.Options(raw_mode=True)
     options.create_if_missing(True)
@@ -184,13 +222,15 @@ def _open_db(path: Path) -> Any:
     options.set_block_based_table_factory(table)
     # A checkpoint flushes the memtable: every checkpoint interval adds a small level-0
     # file. Compacting them 8 at a time instead of 4 halves the rewriting of level 1, and
-    # levels 0 and 1 (flushed and compacted every few seconds, read by every state access)
-    # stay uncompressed; the larger levels below keep Snappy. Together some 20% less work
-    # per checkpoint (instruction counts, hack/ has no harness for this: see
-    # docs/benchmarks.md), and no effect at all on a job without checkpoints.
+    # by default levels 0 and 1 (flushed and compacted every few seconds, read by every
+    # state access) stay uncompressed. Together they cut the background work of a
+    # checkpoint by about 45% (instruction counts, docs/state-backends.md), and change
+    # nothing for a job without checkpoints.
     options.set_level_zero_file_num_compaction_trigger(8)
-    none, snappy = rocksdict.DBCompressionType.none(), rocksdict.DBCompressionType.snappy()
-    options.set_compression_per_level([none, none, snappy, snappy, snappy, snappy, snappy])
+    names = list(compression)[:_NUM_LEVELS]
+    names += [names[-1]] * (_NUM_LEVELS - len(names))
+    kinds = rocksdict.DBCompressionType
+    options.set_compression_per_level([getattr(kinds, COMPRESSION_TYPES[n])() for n in names])
     try:
         db = rocksdict.Rdict(str(path), options)
     except Exception as exc:  # rocksdict raises plain Exception
@@ -544,6 +584,7 @@ class RocksDBKeyedStateBackend:
         *,
         time_provider: Callable[[], int] | None = None,
         full_snapshot: str = "process",
+        compression_per_level: str | Sequence[str] = DEFAULT_COMPRESSION_PER_LEVEL,
     ) -> None:
         check_max_parallelism(max_parallelism)
         if not key_group_range.is_empty() and key_group_range.end >= max_parallelism:
@@ -557,6 +598,7 @@ class RocksDBKeyedStateBackend:
         self.key_group_range = key_group_range
         self.incremental = incremental
         self.full_snapshot = full_snapshot
+        self.compression = parse_compression_per_level(compression_per_level)
         self.current_key: Any = NO_KEY
         self.time_provider: Callable[[], int] = time_provider or _wall_clock_ms
         base = Path(local_dir) if local_dir is not None else default_local_dir()
@@ -568,7 +610,7 @@ class RocksDBKeyedStateBackend:
         self._holder: list[Any] = []
         self._finalizer = weakref.finalize(self, _close_and_remove, self._holder, self.directory)
         self._write_batch: Callable[..., Any] = _rocksdict().WriteBatch
-        self.db: Any = _open_db(self.directory / "db")
+        self.db: Any = _open_db(self.directory / "db", self.compression)
         self._holder.append(self.db)
         # The part of every layout key that depends on the key (key group, length, bytes):
         # ``part`` is the one of ``part_key`` (the last key used), others are in ``_parts``.
@@ -1124,7 +1166,7 @@ class RocksDBKeyedStateBackend:
             _materialize(manifest, files, db_dir)
         except OSError as exc:
             raise self.storage_error(exc, "lay out the restored RocksDB files") from exc
-        self.db = _open_db(db_dir)
+        self.db = _open_db(db_dir, self.compression)
         self._holder.append(self.db)
         for state in self._states.values():
             state.rebind(self.db)
