@@ -7,7 +7,8 @@ it starts a "job" and from then on, like a JobManager that has not noticed it wa
 it keeps trying to complete a checkpoint and to write the HA ConfigMap every
 ``--interval`` seconds, whether or not it still leads: only fencing can stop it. Every
 event is one JSON line in ``--events``: ``started`` / ``stopped`` (callbacks, with the
-epoch), ``checkpoint`` (ok, or the error), ``configmap`` (ok, or the error).
+epoch), ``checkpoint`` (ok, or the error), ``configmap`` (ok, or the error); the last two with
+``began``, when the attempt started.
 """
 
 from __future__ import annotations
@@ -98,19 +99,27 @@ def main() -> int:
     )
     coordinator.reset_tasks({(0, 0)})
     while not stop.is_set():
-        pending = coordinator.trigger(int(time.time() * 1000))
+        triggered = time.time()
+        pending = coordinator.trigger(int(triggered * 1000))
         coordinator.post("ack", (pending.checkpoint_id, SubtaskAck((0, 0), {})))
         coordinator.tick(int(time.time() * 1000))
         try:
             pointer = pending.future.result(timeout=5)
-            events("checkpoint", id=pending.checkpoint_id, ok=True, pointer=pointer)
+            events(
+                "checkpoint", id=pending.checkpoint_id, ok=True, began=triggered, pointer=pointer
+            )
         except Exception as exc:  # the test reads why it failed
-            events("checkpoint", id=pending.checkpoint_id, ok=False, error=str(exc))
+            events(
+                "checkpoint", id=pending.checkpoint_id, ok=False, began=triggered, error=str(exc)
+            )
+        # when the write began: one the API server applied before a pause is only logged
+        # after it, and the test must tell it from a write made after the pause
+        began = time.time()
         try:
             ha.store.update(ha.elector, epoch, lambda d: d.update(heartbeat=ns.identity))
-            events("configmap", ok=True)
+            events("configmap", ok=True, began=began)
         except ClusterError as exc:
-            events("configmap", ok=False, error=f"{type(exc).__name__}: {exc}")
+            events("configmap", ok=False, began=began, error=f"{type(exc).__name__}: {exc}")
         stop.wait(ns.interval)
     ha.elector.stop(release=True)
     return 0
