@@ -39,8 +39,9 @@ Figures, all from this run:
   checkpoint. The restored job then processes one more record per key and its sums are
   checked, so a restore that lost state fails the benchmark.
 
-A RocksDB run that raises (the backend is work in progress) is reported as skipped with
-the error, and the hashmap figures stand alone.
+A RocksDB throughput run that raises (rocksdict missing, a full disk) is reported as
+skipped with the error, and the hashmap figures stand alone; a failing restore fails the
+experiment.
 """
 
 from __future__ import annotations

@@ -282,3 +282,10 @@ def test_fork_failure_is_a_state_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heap_snapshots.os, "fork", no_fork)
     with pytest.raises(StateError, match="could not fork a process for the snapshot"):
         fork_snapshot(lambda: b"", True)
+
+
+@needs_fork
+def test_the_child_yields_the_cores_to_the_task() -> None:
+    parent = os.nice(0)
+    snapshot = fork_snapshot(lambda: str(os.nice(0)).encode(), True)
+    assert int(snapshot.result()) == min(19, parent + 10)

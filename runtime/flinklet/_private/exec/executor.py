@@ -528,8 +528,8 @@ class LocalJob:
                 tb,
             ) from exc
         if plan is not None:
-            # reading the checkpoint and loading every operator's state, as Flink's
-            # InitializeStateDurationMs of the job's initialization
+            # reading the checkpoint and deploying the tasks with their state loaded (the
+            # deployment itself is some milliseconds), as Flink's InitializeStateDurationMs
             self.restore_duration_ms = (time.perf_counter() - started) * 1000.0
             log.info(
                 "Job %s restored its state from %s in %.0f ms",
