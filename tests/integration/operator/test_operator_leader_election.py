@@ -35,8 +35,19 @@ LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/flinklet-operato
 
 
 @pytest.fixture
+def namespace(cluster: ControlPlane) -> Iterator[str]:
+    """Created before the replicas start, so that they find it in their first listing: this
+    test is about leadership. (One CI run saw kopf's namespace watch miss a namespace
+    created just after it started, for 90 s; namespaces created later are covered by the
+    other operator tests.)"""
+    name = make_namespace(cluster, "flinklet-ha-", need_service_account=True)
+    yield name
+    delete_namespace(cluster, name)
+
+
+@pytest.fixture
 def replicas(
-    cluster: ControlPlane, stub: StubJobManager, tmp_path: Path
+    cluster: ControlPlane, stub: StubJobManager, tmp_path: Path, namespace: str
 ) -> Iterator[dict[str, OperatorProcess]]:
     procs: dict[str, OperatorProcess] = {}
     for name in ("op-a", "op-b"):
@@ -62,44 +73,41 @@ def holder(cluster: ControlPlane) -> str:
 
 
 def test_only_the_leader_reconciles_and_a_standby_takes_over(
-    cluster: ControlPlane, stub: StubJobManager, replicas: dict[str, OperatorProcess]
+    cluster: ControlPlane,
+    stub: StubJobManager,
+    namespace: str,
+    replicas: dict[str, OperatorProcess],
 ) -> None:
     first = wait_for("an operator to lead", lambda: holder(cluster) or None, timeout=60)
     leader_name = first.rsplit("-", 1)[0]
     standby_name = "op-b" if leader_name == "op-a" else "op-a"
     leader, standby = replicas[leader_name], replicas[standby_name]
-    namespace = make_namespace(cluster, "flinklet-ha-", need_service_account=True)
     root = stub.savepoint_root / namespace
-    try:
-        create(cluster, namespace, flinkjob("wc", root))
-        wait_status(
-            cluster, leader, namespace, "STABLE under the first leader", lifecycle("STABLE")
-        )
-        assert "waiting to lead" in standby.log(200)
-        assert "Handler" not in standby.log(200)  # the standby never ran kopf handlers
+    create(cluster, namespace, flinkjob("wc", root))
+    wait_status(cluster, leader, namespace, "STABLE under the first leader", lifecycle("STABLE"))
+    assert "waiting to lead" in standby.log(200)
+    assert "Handler" not in standby.log(200)  # the standby never ran kopf handlers
 
-        os.kill(leader.process.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        second = wait_for(
-            "the standby to take the lease",
-            lambda: (h := holder(cluster)) and h.startswith(standby_name) and h,
-            timeout=30,
-        )
-        took = time.monotonic() - killed
-        assert second.startswith(standby_name)
-        assert took < 3 + 2 + 3  # lease duration + renew deadline + a retry or two
+    os.kill(leader.process.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    second = wait_for(
+        "the standby to take the lease",
+        lambda: (h := holder(cluster)) and h.startswith(standby_name) and h,
+        timeout=30,
+    )
+    took = time.monotonic() - killed
+    assert second.startswith(standby_name)
+    assert took < 3 + 2 + 3  # lease duration + renew deadline + a retry or two
 
-        savepoints = root / "wc" / "savepoints"
-        before = set(savepoints.iterdir()) if savepoints.exists() else set()
-        cluster.http.patch(fj_url(namespace), {"spec": {"job": {"savepointTriggerNonce": 7}}})
+    savepoints = root / "wc" / "savepoints"
+    before = set(savepoints.iterdir()) if savepoints.exists() else set()
+    cluster.http.patch(fj_url(namespace), {"spec": {"job": {"savepointTriggerNonce": 7}}})
 
-        def manual(body: dict[str, Any]) -> bool:
-            info = (body.get("status") or {}).get("savepointInfo") or {}
-            return any(h.get("triggerNonce") == 7 for h in info.get("history", []))
+    def manual(body: dict[str, Any]) -> bool:
+        info = (body.get("status") or {}).get("savepointInfo") or {}
+        return any(h.get("triggerNonce") == 7 for h in info.get("history", []))
 
-        wait_status(cluster, standby, namespace, "the new leader's manual savepoint", manual)
-        time.sleep(3)  # any double action would show up as a second directory
-        after = set(savepoints.iterdir())
-        assert len(after - before) == 1, sorted(p.name for p in after - before)
-    finally:
-        delete_namespace(cluster, namespace)
+    wait_status(cluster, standby, namespace, "the new leader's manual savepoint", manual)
+    time.sleep(3)  # any double action would show up as a second directory
+    after = set(savepoints.iterdir())
+    assert len(after - before) == 1, sorted(p.name for p in after - before)
