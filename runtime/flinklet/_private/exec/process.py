@@ -34,6 +34,10 @@ from flinklet.datastream.functions import (
 )
 from flinklet.errors import ApiUsageError
 
+# Keyed operators ask a backend that can (RocksDB) to read the state of a batch's keys in
+# one go before processing it; below this many records one read per record is as cheap.
+PREFETCH_MIN_BATCH = 16
+
 _TIMERS_NEED_KEYS = (
     "Timers can only be registered on a keyed stream: call key_by(...) and use a "
     "KeyedProcessFunction (or KeyedCoProcessFunction) to set timers"
@@ -179,10 +183,23 @@ class KeyedProcessOperator(KeyedMixin, StreamOperator):
 
     def process_batch(self, values: Values, timestamps: Stamps) -> None:
         fn, ctx, ks = self._process, self.ctx, self.key_selector
-        set_key = self.backend.set_current_key
+        backend = self.backend
+        set_key = backend.set_current_key
         res = ResultCollector(timestamps is not None)
         ctx._domain = TimeDomain.EVENT_TIME
-        if timestamps is None:
+        prefetch = getattr(backend, "prefetch", None)
+        if prefetch is not None and len(values) >= PREFETCH_MIN_BATCH:
+            keys = [ks(v) for v in values]
+            stamps = timestamps if timestamps is not None else [None] * len(values)
+            prefetch(keys)
+            try:
+                for v, k, t in zip(values, keys, stamps, strict=True):
+                    set_key(k)
+                    ctx.ts = t
+                    res.add(fn(v, ctx), t)
+            finally:
+                backend.end_prefetch()
+        elif timestamps is None:
             ctx.ts = None
             for v in values:
                 set_key(ks(v))
@@ -277,13 +294,31 @@ class CoProcessOperator(TwoInputOperator):
         fn, ctx, ks = self._p[idx], self.ctx, self._ks[idx]
         res = ResultCollector(timestamps is not None)
         ctx._domain = TimeDomain.EVENT_TIME
-        set_key = self.backend.set_current_key if ks is not None else None
         stamps = timestamps if timestamps is not None else [None] * len(values)
-        for v, t in zip(values, stamps, strict=True):
-            if set_key is not None:
+        if ks is None:
+            for v, t in zip(values, stamps, strict=True):
+                ctx.ts = t
+                res.add(fn(v, ctx), t)
+            res.emit(self.output)
+            return
+        backend = self.backend
+        set_key = backend.set_current_key
+        prefetch = getattr(backend, "prefetch", None)
+        if prefetch is not None and len(values) >= PREFETCH_MIN_BATCH:
+            keys = [ks(v) for v in values]
+            prefetch(keys)
+            try:
+                for v, k, t in zip(values, keys, stamps, strict=True):
+                    set_key(k)
+                    ctx.ts = t
+                    res.add(fn(v, ctx), t)
+            finally:
+                backend.end_prefetch()
+        else:
+            for v, t in zip(values, stamps, strict=True):
                 set_key(ks(v))
-            ctx.ts = t
-            res.add(fn(v, ctx), t)
+                ctx.ts = t
+                res.add(fn(v, ctx), t)
         res.emit(self.output)
 
     def process_batch1(self, values: Values, timestamps: Stamps) -> None:

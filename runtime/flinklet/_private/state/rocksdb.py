@@ -55,6 +55,7 @@ from flinklet._private.state.rocksdb_export import export_snapshot
 from flinklet._private.state.rocksdb_states import (
     ENTRY_SEPARATOR,
     RocksDBState,
+    RocksDBValueState,
     TtlPolicy,
     create_state,
     decode_value,
@@ -622,6 +623,9 @@ class RocksDBKeyedStateBackend:
         self._states: dict[str, RocksDBState] = {}
         self._internal: set[str] = set()
         self._tables: dict[tuple[str, Any], RocksDBValueTable] = {}
+        self._value_states: list[RocksDBValueState] = []  # plain ones: prefetch candidates
+        self._prefetched: list[RocksDBValueState] = []
+        self._last_batch = 0
         self._shared_names: dict[str, str] = {}  # local SST name -> shared name
         self._instance = uuid.uuid4().hex[:16]
         self._checkpoint_dirs: dict[int, Path] = {}
@@ -687,6 +691,8 @@ class RocksDBKeyedStateBackend:
 
     def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes]) -> None:
         """Apply deletes, then puts, atomically (one write batch)."""
+        if self._prefetched:  # bulk writes bypass the value states: read from the database
+            self.end_prefetch()
         batch = self._write_batch(raw_mode=True)
         for db_key in deletes:
             batch.delete(db_key)
@@ -762,7 +768,49 @@ class RocksDBKeyedStateBackend:
         )
         state = create_state(self, descriptor, kind)
         self._states[name] = state
+        if type(state) is RocksDBValueState:
+            self._value_states.append(state)
         return state
+
+    # -- batched reads --------------------------------------------------------------------
+
+    def prefetch(self, keys: Sequence[Any]) -> None:
+        """Before a keyed operator processes a batch of records with ``keys``: read, with
+        one RocksDB MultiGet per state, the value of every key in each plain value state
+        that the previous batch read for at least a quarter of its records (in the
+        namespace it read last). A MultiGet sorts its keys and looks each file up once
+        for all of them, which makes the reads of a batch far cheaper than one ``get`` per
+        record once the state lives in SST files (after every checkpoint's flush).
+        ``end_prefetch()`` must follow the batch. A key that cannot be encoded disables the
+        prefetch of the batch, and the record's own read raises the error as usual."""
+        threshold = max(1, self._last_batch >> 2)
+        self._last_batch = len(keys)
+        if not keys:
+            return
+        key_part = self.key_part
+        for state in self._value_states:
+            reads = state.reads
+            state.reads = 0
+            if reads < threshold:
+                continue
+            suffix = state._suffix
+            name = state.name
+            try:
+                db_keys = [key_part(key, name) + suffix for key in keys]
+            except Exception:  # the record's own read reports it
+                return
+            try:
+                raws = self.db.get(db_keys)
+            except Exception as exc:  # rocksdict raises plain Exception
+                raise self.storage_error(exc, f"read state '{name}'") from exc
+            state.prefetched = dict(zip(db_keys, raws, strict=True))
+            self._prefetched.append(state)
+
+    def end_prefetch(self) -> None:
+        """Drop what ``prefetch`` read (the batch is processed)."""
+        for state in self._prefetched:
+            state.prefetched = None
+        self._prefetched.clear()
 
     def _adopt(self, name: str, meta: StateMetaInfo) -> None:
         """Record ``meta`` for ``name``; restored entries written with (or without) TTL
@@ -1219,6 +1267,8 @@ class RocksDBKeyedStateBackend:
         for table in self._tables.values():
             table.rebind(None)
         self._states.clear()
+        self._value_states.clear()
+        self._prefetched.clear()
         self._tables.clear()
         self._meta.clear()
         self._internal.clear()

@@ -322,9 +322,27 @@ class RocksDBState:
 
 
 class RocksDBValueState(RocksDBState, ValueState[Any]):
-    """``ValueState``: ``layout key -> serialize(value)``."""
+    """``ValueState``: ``layout key -> serialize(value)``.
 
-    __slots__ = ()
+    While a keyed operator processes a batch, ``prefetched`` may hold the stored bytes of
+    the batch's keys, read with one RocksDB MultiGet (``RocksDBKeyedStateBackend.prefetch``):
+    reads are served from it, and every write of this state goes to RocksDB first and then
+    to it, so it never differs from the database. ``reads`` counts ``value()`` calls since
+    the last prefetch (the backend prefetches only states the previous batch read).
+    """
+
+    __slots__ = ("prefetched", "reads")
+
+    def __init__(
+        self,
+        backend: RocksDBKeyedStateBackend,
+        name: str,
+        descriptor: StateDescriptor,
+        kind: StateKind,
+    ) -> None:
+        super().__init__(backend, name, descriptor, kind)
+        self.prefetched: dict[bytes, bytes | None] | None = None
+        self.reads = 0
 
     def value(self) -> Any:
         backend = self._backend
@@ -333,6 +351,12 @@ class RocksDBValueState(RocksDBState, ValueState[Any]):
             db_key = backend.part + self._suffix
         else:
             db_key = backend.key_part(key, self.name) + self._suffix
+        self.reads += 1
+        prefetched = self.prefetched
+        if prefetched is not None:
+            raw = prefetched.get(db_key, _MISSING)
+            if raw is not _MISSING:
+                return None if raw is None else decode_value(raw)
         try:
             raw = self._db.get(db_key)
         except Exception as exc:
@@ -349,12 +373,20 @@ class RocksDBValueState(RocksDBState, ValueState[Any]):
         try:
             if value is None:
                 self._db.delete(db_key)
+                raw = None
             else:
-                self._db.put(db_key, encode_value(value))
+                raw = encode_value(value)
+                self._db.put(db_key, raw)
         except StateError:
             raise
         except Exception as exc:
             raise self._error(exc) from exc
+        prefetched = self.prefetched
+        if prefetched is not None:
+            prefetched[db_key] = raw
+
+    def clear(self) -> None:
+        self.update(None)
 
 
 class RocksDBReducingState(RocksDBState, ReducingState[Any]):
