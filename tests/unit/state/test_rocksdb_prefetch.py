@@ -16,6 +16,7 @@ from flinklet._private.state.keygroups import KeyGroupRange
 from flinklet._private.state.rocksdb import RocksDBKeyedStateBackend
 from flinklet.common import Types
 from flinklet.datastream import (
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     RuntimeContext,
     StreamExecutionEnvironment,
@@ -226,3 +227,54 @@ def test_a_keyed_job_on_rocksdb_prefetches_and_computes_exactly(
     assert len(batches) >= 10
     assert batches[0] == 0  # nothing read before the first batch
     assert max(batches) == 2  # afterwards both states, every batch
+
+
+class SumBoth(KeyedCoProcessFunction):
+    """One running sum per key over both inputs; the second input subtracts."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.sum = runtime_context.get_state(ValueStateDescriptor("sum", Types.LONG()))
+
+    def _add(self, key: int, delta: int) -> Any:
+        total = (self.sum.value() or 0) + delta
+        self.sum.update(total)
+        yield key, total
+
+    def process_element1(self, value: tuple[int, int], ctx: Any) -> Any:
+        return self._add(value[0], value[1])
+
+    def process_element2(self, value: tuple[int, int], ctx: Any) -> Any:
+        return self._add(value[0], -value[1])
+
+
+def test_a_keyed_co_process_job_on_rocksdb_prefetches_and_computes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefetched: list[int] = []
+    original = RocksDBKeyedStateBackend.prefetch
+
+    def counting(self: RocksDBKeyedStateBackend, keys: Any) -> None:
+        original(self, keys)
+        prefetched.append(len(self._prefetched))
+
+    monkeypatch.setattr(RocksDBKeyedStateBackend, "prefetch", counting)
+    plus = [(i % 30, i) for i in range(6_000)]
+    minus = [(i % 30, 1) for i in range(6_000)]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    env.set_state_backend(EmbeddedRocksDBStateBackend(local_dir=str(tmp_path / "rocksdb")))
+    out: list[tuple[int, int]] = []
+    (
+        env.from_collection(plus)
+        .connect(env.from_collection(minus))
+        .key_by(lambda r: r[0], lambda r: r[0])
+        .process(SumBoth())
+        .add_sink(out.append)
+    )
+    env.execute("prefetch, co-process")
+    final: dict[int, int] = {}
+    for key, total in out:
+        final[key] = total  # per key, the outputs arrive in processing order
+    assert len(out) == 12_000
+    assert final == {k: sum(i for i in range(k, 6_000, 30)) - 200 for k in range(30)}
+    assert max(prefetched) == 1
