@@ -14,6 +14,7 @@ import flinklet.datastream  # noqa: F401  # isort: skip
 from flinklet._private.state.backend import VOID_NAMESPACE
 from flinklet._private.state.keygroups import KeyGroupRange
 from flinklet._private.state.rocksdb import RocksDBKeyedStateBackend
+from flinklet._private.state.rocksdb_states import encode_value
 from flinklet.common import Types
 from flinklet.datastream import (
     KeyedCoProcessFunction,
@@ -125,15 +126,23 @@ def test_other_namespaces_read_from_the_database(backend: RocksDBKeyedStateBacke
     backend.end_prefetch()
 
 
-def test_a_bulk_write_drops_the_prefetched_values(backend: RocksDBKeyedStateBackend) -> None:
+def test_a_bulk_write_of_a_prefetched_key_is_read_back(
+    backend: RocksDBKeyedStateBackend,
+) -> None:
     state = backend.get_partitioned_state(ValueStateDescriptor("v", None))
-    fill(backend, state, {"k": 1})
-    read_all(backend, state, ["k"])
-    backend.prefetch(["k"])
+    fill(backend, state, {"k": 1, "j": 2})
+    read_all(backend, state, ["k", "j"])
+    backend.prefetch(["k", "j"])
     assert state.prefetched is not None
-    backend.write([], [])  # any write batch (list/map states, TTL cleanup, restore)
-    assert state.prefetched is None
-    assert read_all(backend, state, ["k"]) == [1]
+    k_db_key = backend.key_part("k", "v") + state._suffix
+    # a write batch that bypasses the state handle (restore, TTL clean-up, bulk paths)
+    backend.write([(k_db_key, encode_value(10))], [])
+    assert k_db_key not in state.prefetched  # read from the database from now on
+    assert len(state.prefetched) == 1  # the other key stays prefetched
+    assert read_all(backend, state, ["k", "j"]) == [10, 2]
+    backend.write([], [k_db_key])
+    assert read_all(backend, state, ["k", "j"]) == [None, 2]
+    backend.end_prefetch()
 
 
 def test_ttl_value_states_are_not_prefetched(backend: RocksDBKeyedStateBackend) -> None:

@@ -691,8 +691,16 @@ class RocksDBKeyedStateBackend:
 
     def write(self, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes]) -> None:
         """Apply deletes, then puts, atomically (one write batch)."""
-        if self._prefetched:  # bulk writes bypass the value states: read from the database
-            self.end_prefetch()
+        if self._prefetched:  # these bypass the value states: later reads go to the database
+            deletes = list(deletes)
+            puts = list(puts)
+            for state in self._prefetched:
+                prefetched = state.prefetched
+                if prefetched:
+                    for db_key in deletes:
+                        prefetched.pop(db_key, None)
+                    for db_key, _raw in puts:
+                        prefetched.pop(db_key, None)
         batch = self._write_batch(raw_mode=True)
         for db_key in deletes:
             batch.delete(db_key)
