@@ -213,17 +213,24 @@ def expected(records: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
     return out
 
 
-def test_a_keyed_job_on_rocksdb_prefetches_and_computes_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batches: list[int] = []
+@pytest.fixture
+def prefetched_states(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many states each batch of a job prefetched, in order."""
+    counts: list[int] = []
     original = RocksDBKeyedStateBackend.prefetch
 
     def counting(self: RocksDBKeyedStateBackend, keys: Any) -> None:
         original(self, keys)
-        batches.append(len(self._prefetched))
+        counts.append(len(self._prefetched))
 
     monkeypatch.setattr(RocksDBKeyedStateBackend, "prefetch", counting)
+    return counts
+
+
+def test_a_keyed_job_on_rocksdb_prefetches_and_computes_exactly(
+    tmp_path: Path, prefetched_states: list[int]
+) -> None:
+    batches = prefetched_states
     # 50 keys, so every batch of 1,024 records repeats each key about 20 times
     records = [(i * 7919 % 50, i) for i in range(20_000)]
     env = StreamExecutionEnvironment.get_execution_environment()
@@ -257,16 +264,9 @@ class SumBoth(KeyedCoProcessFunction):
 
 
 def test_a_keyed_co_process_job_on_rocksdb_prefetches_and_computes_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, prefetched_states: list[int]
 ) -> None:
-    prefetched: list[int] = []
-    original = RocksDBKeyedStateBackend.prefetch
-
-    def counting(self: RocksDBKeyedStateBackend, keys: Any) -> None:
-        original(self, keys)
-        prefetched.append(len(self._prefetched))
-
-    monkeypatch.setattr(RocksDBKeyedStateBackend, "prefetch", counting)
+    prefetched = prefetched_states
     plus = [(i % 30, i) for i in range(6_000)]
     minus = [(i % 30, 1) for i in range(6_000)]
     env = StreamExecutionEnvironment.get_execution_environment()

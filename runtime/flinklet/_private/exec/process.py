@@ -38,6 +38,30 @@ from flinklet.errors import ApiUsageError
 # one go before processing it; below this many records one read per record is as cheap.
 PREFETCH_MIN_BATCH = 16
 
+
+def _process_prefetched(
+    backend: Any,
+    key_selector: Any,
+    fn: Any,
+    ctx: Any,
+    res: ResultCollector,
+    values: Values,
+    stamps: Any,
+) -> None:
+    """Process a batch with the state of its keys read ahead, in one go per state (a
+    backend with ``prefetch``: RocksDB, see ``RocksDBKeyedStateBackend.prefetch``)."""
+    keys = [key_selector(v) for v in values]
+    set_key = backend.set_current_key
+    backend.prefetch(keys)
+    try:
+        for v, k, t in zip(values, keys, stamps, strict=True):
+            set_key(k)
+            ctx.ts = t
+            res.add(fn(v, ctx), t)
+    finally:
+        backend.end_prefetch()
+
+
 _TIMERS_NEED_KEYS = (
     "Timers can only be registered on a keyed stream: call key_by(...) and use a "
     "KeyedProcessFunction (or KeyedCoProcessFunction) to set timers"
@@ -187,18 +211,9 @@ class KeyedProcessOperator(KeyedMixin, StreamOperator):
         set_key = backend.set_current_key
         res = ResultCollector(timestamps is not None)
         ctx._domain = TimeDomain.EVENT_TIME
-        prefetch = getattr(backend, "prefetch", None)
-        if prefetch is not None and len(values) >= PREFETCH_MIN_BATCH:
-            keys = [ks(v) for v in values]
+        if hasattr(backend, "prefetch") and len(values) >= PREFETCH_MIN_BATCH:
             stamps = timestamps if timestamps is not None else [None] * len(values)
-            prefetch(keys)
-            try:
-                for v, k, t in zip(values, keys, stamps, strict=True):
-                    set_key(k)
-                    ctx.ts = t
-                    res.add(fn(v, ctx), t)
-            finally:
-                backend.end_prefetch()
+            _process_prefetched(backend, ks, fn, ctx, res, values, stamps)
         elif timestamps is None:
             ctx.ts = None
             for v in values:
@@ -303,17 +318,8 @@ class CoProcessOperator(TwoInputOperator):
             return
         backend = self.backend
         set_key = backend.set_current_key
-        prefetch = getattr(backend, "prefetch", None)
-        if prefetch is not None and len(values) >= PREFETCH_MIN_BATCH:
-            keys = [ks(v) for v in values]
-            prefetch(keys)
-            try:
-                for v, k, t in zip(values, keys, stamps, strict=True):
-                    set_key(k)
-                    ctx.ts = t
-                    res.add(fn(v, ctx), t)
-            finally:
-                backend.end_prefetch()
+        if hasattr(backend, "prefetch") and len(values) >= PREFETCH_MIN_BATCH:
+            _process_prefetched(backend, ks, fn, ctx, res, values, stamps)
         else:
             for v, t in zip(values, stamps, strict=True):
                 set_key(ks(v))
