@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from flinklet._private.checkpoint.storage import (
     parse_storage_uri,
     storage_for,
 )
+from flinklet._private.state import regions
+from flinklet._private.state.regions import FileRegion, Part
 from flinklet.errors import ConfigurationError, StorageError
 
 BLOB = bytes(range(256)) * 3
@@ -38,6 +41,20 @@ class StorageContract:
     ) -> None:
         assert storage.write("job/chk-1/state", BLOB) == len(BLOB)
         assert storage.read("job/chk-1/state") == BLOB
+
+    def test_write_parts_stores_the_parts_one_after_the_other(
+        self, storage: CheckpointStorage
+    ) -> None:
+        content = os.urandom(70_000)
+        with tempfile.TemporaryFile() as spool:
+            spool.write(content)
+            spool.flush()
+            region = FileRegion(spool.fileno(), 5, 60_000)
+            parts: list[Part] = [b"head", region, b"", b"tail", FileRegion(spool.fileno(), 0, 0)]
+            assert storage.write_parts("job/chk-1/op", parts) == 4 + 60_000 + 4
+        assert storage.read("job/chk-1/op") == b"head" + content[5:60_005] + b"tail"
+        storage.write_parts("job/chk-1/op", [b"replaced"])
+        assert storage.read("job/chk-1/op") == b"replaced"
 
     def test_empty_objects_round_trip(self, storage: CheckpointStorage) -> None:
         assert storage.write("empty", b"") == 0
@@ -365,6 +382,56 @@ def test_commit_without_hard_links_still_refuses_to_overwrite(
         fs.commit("m", b"second")
     assert fs.read("m") == b"first"
     assert os.listdir(tmp_path / "ckpts") == ["m"]
+
+
+@pytest.mark.parametrize("copies", ["copy_file_range", "sendfile", "read-write"])
+def test_write_parts_copies_regions_whichever_way_the_system_allows(
+    fs: FileSystemCheckpointStorage, monkeypatch: pytest.MonkeyPatch, copies: str
+) -> None:
+    def unsupported(*_args: Any) -> int:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    if copies != "copy_file_range":
+        monkeypatch.setattr(regions, "_copy_file_range", unsupported)
+    if copies == "read-write":
+        monkeypatch.setattr(regions, "_sendfile", unsupported)
+    content = os.urandom((1 << 24) + 300)  # more than one read-write chunk
+    with tempfile.TemporaryFile() as spool:
+        spool.write(content)
+        spool.flush()
+        size = fs.write_parts("a/b", [b"<", FileRegion(spool.fileno(), 100, len(content) - 100)])
+    assert size == len(content) - 99
+    assert fs.read("a/b") == b"<" + content[100:]
+
+
+def test_write_parts_from_a_short_file_is_an_error_that_leaves_nothing(
+    fs: FileSystemCheckpointStorage, tmp_path: Path
+) -> None:
+    fs.write("job/chk-1/state", b"old state")
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"only 20 bytes here..")
+        spool.flush()
+        with pytest.raises(StorageError, match="ended 80 bytes early"):
+            fs.write_parts("job/chk-1/state", [FileRegion(spool.fileno(), 0, 100)])
+    assert fs.read("job/chk-1/state") == b"old state"
+    assert not [n for n in _all_files(tmp_path / "ckpts") if TEMP_PREFIX in n]
+
+
+def test_disk_full_during_a_region_copy_keeps_existing_keys(
+    fs: FileSystemCheckpointStorage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def full(*_args: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    fs.write("job/chk-1/state", b"old state")
+    monkeypatch.setattr(regions, "_copy_file_range", full)
+    with tempfile.TemporaryFile() as spool:
+        spool.write(b"x" * 1000)
+        spool.flush()
+        with pytest.raises(StorageError, match="the disk is full"):
+            fs.write_parts("job/chk-1/state", [b"h", FileRegion(spool.fileno(), 0, 1000)])
+    assert fs.read("job/chk-1/state") == b"old state"
+    assert not [n for n in _all_files(tmp_path / "ckpts") if TEMP_PREFIX in n]
 
 
 @pytest.mark.parametrize("operation", ["write", "commit"])

@@ -14,8 +14,14 @@ from typing import Any
 import pytest
 
 from flinklet._private.checkpoint.coordinator import CheckpointCoordinator, PendingCheckpoint
-from flinklet._private.state import heap
-from flinklet._private.state.heap_snapshots import ForkedSnapshot, fork_available
+from flinklet._private.checkpoint.snapshots import OperatorSnapshot
+from flinklet._private.checkpoint.storage import FileSystemCheckpointStorage
+from flinklet._private.state import heap, heap_snapshots
+from flinklet._private.state.backend import OperatorStateMode, OperatorStateSnapshot
+from flinklet._private.state.heap import HeapKeyedStateBackend
+from flinklet._private.state.heap_snapshots import ForkedSnapshot, ReadySnapshot, fork_available
+from flinklet._private.state.keygroups import KeyGroupRange
+from flinklet._private.state.regions import FileRegion
 from flinklet.common import Configuration, RestartStrategies, Types
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream import (
@@ -85,11 +91,12 @@ def checkpointed_env(tmp_path: Path, conf: Configuration | None = None) -> Any:
 def patch_forks(
     monkeypatch: pytest.MonkeyPatch, encode_for: Callable[[int, Callable[[], bytes]], Any]
 ) -> list[ForkedSnapshot]:
-    """Record every forked snapshot; ``encode_for(n, encode)`` picks the n-th child's work."""
+    """Record every forked snapshot; ``encode_for(n, encode)`` picks the n-th child's work
+    (which the child then does itself: no hand-off to an encoder process)."""
     forks: list[ForkedSnapshot] = []
     real = heap.fork_snapshot
 
-    def fork(encode: Callable[[], bytes], has_entries: bool) -> ForkedSnapshot:
+    def fork(encode: Callable[[], bytes], has_entries: bool, handoff: Any = None) -> ForkedSnapshot:
         forked = real(encode_for(len(forks), encode), has_entries)
         forks.append(forked)
         return forked
@@ -166,7 +173,18 @@ def test_a_failing_child_declines_the_checkpoint_and_keeps_the_previous(
 
 
 @pytest.mark.parametrize("mode", ["fork", "sync"])
-def test_state_is_exactly_once_after_a_failure_in_both_modes(tmp_path: Path, mode: str) -> None:
+def test_state_is_exactly_once_after_a_failure_in_both_modes(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(heap_snapshots, "_handoff_disabled", None)
+    forks: list[ForkedSnapshot] = []
+    real = heap.fork_snapshot
+
+    def fork(encode: Callable[[], bytes], has_entries: bool, handoff: Any = None) -> ForkedSnapshot:
+        forks.append(real(encode, has_entries, handoff=handoff))
+        return forks[-1]
+
+    monkeypatch.setattr(heap, "fork_snapshot", fork)
     conf = Configuration()
     conf.set_string("state.backend.hashmap.snapshot", mode)
     env = checkpointed_env(tmp_path, conf)
@@ -178,3 +196,45 @@ def test_state_is_exactly_once_after_a_failure_in_both_modes(tmp_path: Path, mod
     assert job.num_restarts == 1
     owner = job.settings.keyed_backend_factory.__self__
     assert owner.snapshot == mode
+    if mode == "fork":  # the counts (ints) went to encoder processes, which all succeeded
+        completed = [f for f in forks if f.encoder is not None]
+        assert completed and all(f.handed_off for f in forks if f.done and f._exit_code == 0)
+        assert all(f.encoder.returncode in (0, -9) for f in completed if f.encoder is not None)
+        assert any(f.encoder.returncode == 0 for f in completed if f.encoder is not None)
+        assert all(f.closed for f in forks)
+    else:
+        assert forks == []
+
+
+def test_a_state_file_streams_the_keyed_state_from_the_encoders_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(heap_snapshots, "_handoff_disabled", None)
+    backend = HeapKeyedStateBackend(128, KeyGroupRange(0, 127))
+    state = backend.get_partitioned_state(ValueStateDescriptor("v", None))
+    for key in range(2_000):
+        backend.current_key = key
+        state.update(("total", key * 1.5))
+    keyed = backend.snapshot().to_bytes()
+    operator = OperatorStateSnapshot(
+        {"offsets": (OperatorStateMode.SPLIT_DISTRIBUTE, [b"\x01", b"\x02"])}, {}
+    )
+    timers = {"event": [(5, 7, None)]}
+    raw = {"source": b"position"}
+    in_memory = OperatorSnapshot(
+        None, operator, timers, raw, keyed_encoded=ReadySnapshot(keyed, 2_000)
+    )
+    streamed = OperatorSnapshot(
+        None, operator, timers, raw, keyed_encoded=backend.snapshot_encoded()
+    )
+    parts = streamed.encode_parts()
+    assert [type(p) for p in parts] == [bytes, FileRegion, bytes]
+    storage = FileSystemCheckpointStorage(tmp_path)
+    size = storage.write_parts("chk-1/op-0", parts)
+    streamed.release()
+    assert streamed.keyed_encoded is not None and streamed.keyed_encoded.closed  # type: ignore[attr-defined]
+    expected = in_memory.encode()
+    assert storage.read("chk-1/op-0") == expected and size == len(expected)
+    decoded = OperatorSnapshot.decode(expected, "chk-1/op-0")
+    assert decoded.keyed is not None and decoded.keyed.to_bytes() == keyed
+    assert decoded.timers == timers and decoded.raw == raw

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import signal
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flinklet._private.state import heap_snapshots
+from flinklet._private.state import heap_encoder, heap_snapshots
 from flinklet._private.state.backend import NO_KEY, KeyedStateSnapshot
 from flinklet._private.state.heap import HeapKeyedStateBackend
 from flinklet._private.state.heap_snapshots import (
@@ -25,6 +32,7 @@ from flinklet._private.state.keygroups import (
     key_group_range_for_operator,
 )
 from flinklet._private.state.layout import decode_state_key
+from flinklet._private.state.regions import FileRegion
 from flinklet._private.state.serializers import deserialize_key
 from flinklet.common import Configuration
 from flinklet.common.config_options import HashMapOptions
@@ -50,17 +58,20 @@ def backend(mode: str = "fork", clock: list[int] | None = None) -> HeapKeyedStat
     )
 
 
-def fill_mixed(b: HeapKeyedStateBackend) -> None:
-    """Every kind of state, windows, odd keys and values, and a TTL state."""
+def fill_mixed(b: HeapKeyedStateBackend, ttl: bool = True) -> None:
+    """Every kind of state, windows, odd keys and values, and (with ``ttl``) a TTL state
+    that drops expired entries from full snapshots."""
     value = b.get_partitioned_state(ValueStateDescriptor("value", None))
     items = b.get_partitioned_state(ListStateDescriptor("items", None))
     mapping = b.get_partitioned_state(MapStateDescriptor("mapping", None, None))
     total = b.get_partitioned_state(ReducingStateDescriptor("total", lambda a, c: a + c, None))
-    ttl = ValueStateDescriptor("ttl", None)
-    ttl.enable_time_to_live(
-        StateTtlConfig.new_builder(Time.minutes(1)).cleanup_full_snapshot().build()
-    )
-    expiring = b.get_partitioned_state(ttl)
+    expiring: Any = None
+    if ttl:
+        descriptor = ValueStateDescriptor("ttl", None)
+        descriptor.enable_time_to_live(
+            StateTtlConfig.new_builder(Time.minutes(1)).cleanup_full_snapshot().build()
+        )
+        expiring = b.get_partitioned_state(descriptor)
     keys: list[Any] = [0, 1, -7, 2**40, -(2**63), 2**63 - 1, 2**70, True, 2.5, "a", "é" * 70]
     keys += [("t", 1), None, b"raw"]
     for i, key in enumerate(keys):
@@ -71,7 +82,8 @@ def fill_mixed(b: HeapKeyedStateBackend) -> None:
         mapping.put(f"k{i}", {"n": i})
         total.set_current_namespace(("window", i % 3))
         total.add(i)
-        expiring.update(i)
+        if expiring is not None:
+            expiring.update(i)
     b.current_key = NO_KEY
 
 
@@ -289,3 +301,184 @@ def test_the_child_yields_the_cores_to_the_task() -> None:
     parent = os.nice(0)
     snapshot = fork_snapshot(lambda: str(os.nice(0)).encode(), True)
     assert int(snapshot.result()) == min(19, parent + 10)
+
+
+# -- the hand-off to an encoder process -------------------------------------------------
+
+
+@dataclass
+class Reading:
+    """Not plain data: the encoder process could not rebuild it, so the child encodes."""
+
+    sensor: str
+    value: float
+
+
+@pytest.fixture
+def handoffs_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand-offs enabled for the test, and whatever the test does to that undone after."""
+    monkeypatch.setattr(heap_snapshots, "_handoff_disabled", None)
+
+
+@needs_fork
+def test_plain_state_is_handed_off_and_encoded_by_a_fresh_process(handoffs_on: None) -> None:
+    b = backend("fork")
+    fill_mixed(b, ttl=False)
+    counts = b.get_partitioned_state(ValueStateDescriptor("count", None))
+    for key in range(3_000):
+        b.current_key = key
+        counts.update(key * 3)
+    expected = b.snapshot({"timers": b"\x07"}).to_bytes()
+    encoded = b.snapshot_encoded(extra={"timers": b"\x07"})
+    assert isinstance(encoded, ForkedSnapshot)
+    for key in range(3_000):  # the task goes on: later updates are not in the snapshot
+        b.current_key = key
+        counts.update(-1)
+    region = encoded.result_region()
+    assert encoded.handed_off
+    assert encoded.encoder is not None and encoded.encoder.returncode == 0
+    assert encoded.encoder.pid != encoded.pid  # a fresh process, not the forked child
+    assert isinstance(region, FileRegion)
+    assert region.fd == encoded.output_fd and region.offset == 0
+    assert region.read() == expected
+    encoded.cancel()  # releases the files
+    assert encoded.closed and encoded.output_fd == -1
+    # restoring the handed-off bytes gives the state as it was at the fork
+    restored = HeapKeyedStateBackend(MAX_P, KeyGroupRange(0, MAX_P - 1))
+    restored.restore([KeyedStateSnapshot.from_bytes(expected)])
+    count = restored.get_partitioned_state(ValueStateDescriptor("count", None))
+    restored.current_key = 2_999
+    assert count.value() == 8_997
+
+
+@needs_fork
+@pytest.mark.parametrize(
+    "fill",
+    [
+        pytest.param(lambda b: fill_mixed(b, ttl=True), id="ttl-clean-up"),
+        pytest.param(
+            lambda b: b.get_partitioned_state(ValueStateDescriptor("r", None)).update(
+                [Reading("s-1", 2.5)]
+            ),
+            id="user-class",
+        ),
+    ],
+)
+def test_state_that_is_not_plain_data_is_encoded_by_the_child(
+    handoffs_on: None, fill: Callable[[HeapKeyedStateBackend], None]
+) -> None:
+    b = backend("fork")
+    b.current_key = "k"
+    fill(b)
+    expected = b.snapshot().to_bytes()
+    encoded = b.snapshot_encoded()
+    assert isinstance(encoded, ForkedSnapshot)
+    assert encoded.result() == expected
+    assert not encoded.handed_off and encoded.encoder is None
+    assert heap_snapshots._handoff_disabled is None  # not a failure: the next may hand off
+
+
+@needs_fork
+def test_an_encoder_process_that_cannot_run_is_replaced_by_encoding_here(
+    handoffs_on: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(parent: int) -> tuple[list[str], dict[str, str]]:
+        code = "import sys; sys.stderr.write('ModuleNotFoundError: no flinklet here'); sys.exit(1)"
+        return [sys.executable, "-c", code], dict(os.environ)
+
+    monkeypatch.setattr(heap_snapshots, "encoder_command", broken)
+    b = backend("fork")
+    fill_mixed(b, ttl=False)
+    expected = b.snapshot().to_bytes()
+    first = b.snapshot_encoded()
+    assert isinstance(first, ForkedSnapshot)
+    assert first.result() == expected  # encoded in this process after all
+    assert first.handed_off
+    assert first.closed
+    assert "no flinklet here" in (heap_snapshots._handoff_disabled or "")
+    assert "the snapshot encoder process failed" in caplog.text
+    assert "no flinklet here" in caplog.text
+    # from now on the children encode themselves
+    second = b.snapshot_encoded()
+    assert isinstance(second, ForkedSnapshot)
+    assert second.result() == expected
+    assert not second.handed_off
+
+
+@needs_fork
+def test_a_key_outside_the_key_groups_fails_the_encoder_process_clearly(
+    handoffs_on: None,
+) -> None:
+    b = HeapKeyedStateBackend(MAX_P, KeyGroupRange(0, 0), snapshot_mode="fork")
+    state = b.get_partitioned_state(ValueStateDescriptor("v", None))
+    key = next(k for k in range(1000) if assign_to_key_group(k, MAX_P) != 0)
+    b.current_key = key
+    state.update(1)
+    encoded = b.snapshot_encoded()
+    assert isinstance(encoded, ForkedSnapshot)
+    with pytest.raises(StateError) as info:
+        encoded.result()
+    message = str(info.value)
+    assert "could not encode the keyed state (snapshot encoder process" in message
+    assert f"key {key} of state 'v' belongs to key group" in message
+    assert encoded.handed_off and encoded.closed
+    assert heap_snapshots._handoff_disabled is None  # the data's fault, not the process'
+
+
+@needs_fork
+def test_cancel_kills_and_reaps_the_encoder_process(
+    handoffs_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stuck(parent: int) -> tuple[list[str], dict[str, str]]:
+        return [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ)
+
+    monkeypatch.setattr(heap_snapshots, "encoder_command", stuck)
+    b = backend("fork")
+    b.current_key = 1
+    b.get_partitioned_state(ValueStateDescriptor("v", None)).update(1)
+    encoded = b.snapshot_encoded()
+    assert isinstance(encoded, ForkedSnapshot)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            encoded.result_region()
+        except BaseException as exc:
+            errors.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while encoded.encoder is None and time.monotonic() - started < 10:
+        time.sleep(0.01)
+    assert encoded.encoder is not None
+    encoded.cancel()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert encoded.encoder.returncode == -signal.SIGKILL
+    assert len(errors) == 1 and "cancelled" in str(errors[0])
+    assert encoded.closed
+    assert time.monotonic() - started < 10
+
+
+def test_the_encoder_process_turns_a_hand_off_into_snapshot_bytes(tmp_path: Path) -> None:
+    b = backend("sync")
+    fill_mixed(b, ttl=False)
+    handoff = tmp_path / "handoff"
+    with handoff.open("wb") as out:
+        b.dump_plain(out, {"extra": b"x"})
+    argv, env = heap_encoder.encoder_command(os.getpid())
+    with handoff.open("rb") as stdin:
+        done = subprocess.run(argv, stdin=stdin, capture_output=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b.snapshot({"extra": b"x"}).to_bytes()
+    # a process whose parent is not the task process leaves at once, writing nothing
+    argv, env = heap_encoder.encoder_command(1)
+    with handoff.open("rb") as stdin:
+        orphan = subprocess.run(argv, stdin=stdin, capture_output=True, env=env, timeout=60)
+    assert orphan.returncode == 1 and orphan.stdout == b""
+
+
+def test_a_hand_off_of_another_kind_is_refused() -> None:
+    with pytest.raises(StateError, match="not a hashmap snapshot hand-off"):
+        heap_encoder.encode_payload(io.BytesIO(pickle.dumps(("something", 1))))

@@ -21,6 +21,7 @@ from flinklet._private.state.keygroups import (
     assign_to_key_group,
     key_group_range_for_operator,
 )
+from flinklet._private.state.regions import FileRegion
 from flinklet._private.state.rocksdb import RocksDBKeyedStateBackend
 from flinklet._private.state.rocksdb_export import ExportedSnapshot
 from flinklet.common.time import Time
@@ -68,6 +69,20 @@ def test_exported_snapshot_is_the_canonical_snapshot(rocks: RocksDBKeyedStateBac
         value.update(-1)
     assert encoded.result() == expected
     assert encoded.process.returncode == 0
+    assert not encoded.checkpoint_dir.exists()
+    assert not encoded.output.exists()
+
+
+def test_exported_snapshot_can_be_streamed_from_its_file(rocks: RocksDBKeyedStateBackend) -> None:
+    fill(rocks)
+    expected = rocks.snapshot().to_bytes()
+    encoded = rocks.snapshot_encoded()
+    assert isinstance(encoded, ExportedSnapshot)
+    region = encoded.result_region()
+    assert isinstance(region, FileRegion) and region.offset == 0
+    assert region.read() == expected
+    encoded.cancel()  # releases the file
+    assert encoded._fd == -1
     assert not encoded.checkpoint_dir.exists()
     assert not encoded.output.exists()
 

@@ -39,7 +39,10 @@ def write_task_state(
             if shared is None:
                 raise CheckpointError("incremental state needs the job's shared directory")
             total += shared.write(shared_name, path.read_bytes())
-        size = storage.write(name, snap.encode())
+        try:
+            size = storage.write_parts(name, snap.encode_parts())
+        finally:
+            snap.release()
         total += size
         if snap.incremental is not None:  # files uploaded by earlier checkpoints count too
             reused += sum(

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flinklet._private.checkpoint.storage import check_key, conflict_error, normalize_prefix
+from flinklet._private.state.regions import Part, join_parts
 from flinklet.errors import ConfigurationError, StorageError
 
 if TYPE_CHECKING:
@@ -393,6 +394,9 @@ class S3CheckpointStorage:
         return int(answer["ContentLength"])
 
     # -- the storage protocol
+
+    def write_parts(self, key: str, parts: Sequence[Part]) -> int:
+        return self.write(key, join_parts(parts))
 
     def write(self, key: str, data: bytes) -> int:
         name, location = self._object(key)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flinklet._private.state.backend import KeyedStateSnapshot, OperatorStateSnapshot
-from flinklet._private.state.serializers import deserialize, serialize
+from flinklet._private.state.regions import FileRegion, Part, join_parts
+from flinklet._private.state.serializers import (
+    deserialize,
+    encode_into,
+    encode_varint,
+    serialize,
+)
 from flinklet.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -62,23 +68,45 @@ class OperatorSnapshot:
         return not any(v is not None for v in self.raw.values())
 
     def encode(self) -> bytes:
-        """The state file's bytes; waits for a forked keyed-state snapshot to finish."""
-        keyed = None
+        """The state file's bytes; waits for a keyed-state snapshot encoded by another
+        process to finish."""
+        try:
+            return join_parts(self.encode_parts())
+        finally:
+            self.release()
+
+    def encode_parts(self) -> list[Part]:
+        """The state file's bytes as parts: the keyed state may stay in the file another
+        process encoded it into, valid until ``release()``. Waits for that process."""
+        rest = (
+            None if self.operator is None else self.operator.to_bytes(),
+            self.timers,
+            self.raw,
+            None if self.incremental is None else self.incremental.to_bytes(),
+        )
+        keyed: bytes | FileRegion | None = None
         if self.keyed_encoded is not None:
-            keyed = self.keyed_encoded.result()
+            keyed = self.keyed_encoded.result_region()
         elif self.keyed is not None:
             keyed = self.keyed.to_bytes()
-        return serialize(
-            (
-                _MAGIC,
-                _VERSION,
-                keyed,
-                None if self.operator is None else self.operator.to_bytes(),
-                self.timers,
-                self.raw,
-                None if self.incremental is None else self.incremental.to_bytes(),
-            )
-        )
+        if not isinstance(keyed, FileRegion):
+            return [serialize((_MAGIC, _VERSION, keyed, *rest))]
+        # serialize() of the same tuple, with the keyed bytes left where they are: a tuple of
+        # 7 items whose third is bytes ("b" + length + the bytes)
+        head = bytearray(serialize((_MAGIC, _VERSION)))
+        head[2] = 7
+        head += b"b"
+        encode_varint(keyed.size, head)
+        tail = bytearray()
+        for item in rest:
+            encode_into(item, tail)
+        return [bytes(head), keyed, bytes(tail)]
+
+    def release(self) -> None:
+        """Close the files ``encode_parts`` pointed into (and stop a process still
+        encoding); idempotent."""
+        if self.keyed_encoded is not None:
+            self.keyed_encoded.cancel()
 
     @staticmethod
     def decode(data: bytes, where: str) -> OperatorSnapshot:

@@ -30,10 +30,11 @@ import secrets
 import shutil
 import stat
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from flinklet._private.state.regions import Part, copy_parts_to, join_parts, parts_size
 from flinklet.errors import StorageError
 
 __all__ = [
@@ -84,6 +85,11 @@ class CheckpointStorage(Protocol):
     def write(self, key: str, data: bytes) -> int:
         """Store ``data`` under ``key`` (replacing it); durable when it returns. Returns
         the number of bytes written."""
+        ...
+
+    def write_parts(self, key: str, parts: Sequence[Part]) -> int:
+        """``write`` of the parts' bytes, one after the other, without joining them in
+        memory where the storage can (``regions.py``)."""
         ...
 
     def read(self, key: str) -> bytes:
@@ -323,6 +329,9 @@ class InMemoryCheckpointStorage:
             self._store.objects[full] = blob
         return len(blob)
 
+    def write_parts(self, key: str, parts: Sequence[Part]) -> int:
+        return self.write(key, join_parts(parts))
+
     def read(self, key: str) -> bytes:
         full = self._prefix + check_key(key)
         with self._store.lock:
@@ -495,19 +504,17 @@ class FileSystemCheckpointStorage:
                 continue
             _fsync_dir(os.path.dirname(path))
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        """Write ``data`` to a fresh fsynced temporary file next to ``path``; return its path.
-        On failure the temporary file is gone and the error is raised as ``OSError``."""
+    def _write_temp(self, path: str, data: bytes | Sequence[Part]) -> str:
+        """Write ``data`` (or parts) to a fresh fsynced temporary file next to ``path``;
+        return its path. On failure the temporary file is gone and the error is raised as
+        ``OSError``."""
         directory, name = os.path.split(path)
         self._ensure_dir(directory)
         temp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name[:64]}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(temp, flags, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            copy_parts_to(fd, [data] if isinstance(data, bytes | bytearray) else data)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -517,6 +524,14 @@ class FileSystemCheckpointStorage:
         return temp
 
     def write(self, key: str, data: bytes) -> int:
+        self._replace(key, data)
+        return len(data)
+
+    def write_parts(self, key: str, parts: Sequence[Part]) -> int:
+        self._replace(key, parts)
+        return parts_size(parts)
+
+    def _replace(self, key: str, data: bytes | Sequence[Part]) -> None:
         path = self._path(key)
         temp: str | None = None
         try:
@@ -529,7 +544,6 @@ class FileSystemCheckpointStorage:
         finally:
             if temp is not None:
                 _remove_quietly(temp)
-        return len(data)
 
     def commit(self, key: str, data: bytes, if_absent: bool = True) -> None:
         path = self._path(key)

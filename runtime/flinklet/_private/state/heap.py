@@ -14,7 +14,7 @@ import gc
 import struct
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from typing import Any, Final, overload
+from typing import Any, BinaryIO, Final, overload
 
 from flinklet._private.state.backend import (
     NO_KEY,
@@ -34,6 +34,7 @@ from flinklet._private.state.heap_snapshots import (
     SNAPSHOT_MODES,
     EncodedKeyedState,
     ReadySnapshot,
+    dump_heap_state,
     encode_heap_state,
     fork_available,
     fork_snapshot,
@@ -672,18 +673,35 @@ class HeapKeyedStateBackend:
             if collecting:
                 gc.enable()
 
+    def dump_plain(self, out: BinaryIO, extra: dict[str, bytes] | None = None) -> None:
+        """Pickle the state for an encoder process (``heap_snapshots.dump_heap_state``)."""
+        dump_heap_state(
+            out,
+            self._tables,
+            self._states,
+            self._meta,
+            self.max_parallelism,
+            self.key_group_range,
+            extra,
+        )
+
     def snapshot_encoded(
         self, allow_fork: bool = True, extra: dict[str, bytes] | None = None
     ) -> EncodedKeyedState:
         """The snapshot's bytes for a checkpoint. In ``fork`` mode (and with ``allow_fork``)
-        a forked child encodes a copy-on-write image of the state while the task goes on;
-        otherwise they are encoded here, on the calling thread (``heap_snapshots.py``)."""
+        a forked child hands a copy-on-write image of the state to an encoder process while
+        the task goes on; otherwise they are encoded here, on the calling thread
+        (``heap_snapshots.py``)."""
         has_entries = any(
             ns_table for table in self._tables.values() for ns_table in table.values()
         )
         if allow_fork and has_entries and self.snapshot_mode == "fork" and fork_available():
             frozen_extra = dict(extra or {})
-            return fork_snapshot(lambda: self.snapshot_bytes(frozen_extra)[0], has_entries)
+            return fork_snapshot(
+                lambda: self.snapshot_bytes(frozen_extra)[0],
+                has_entries,
+                handoff=lambda out: self.dump_plain(out, frozen_extra),
+            )
         data, entries = self.snapshot_bytes(extra)
         return ReadySnapshot(data, entries)
 

@@ -1,55 +1,62 @@
-"""Snapshots of the hashmap backend, encoded in one pass and taken copy-on-write.
+"""Snapshots of the hashmap backend, taken copy-on-write and encoded off the task process.
 
 Keyed state on the heap is Python objects; turning a million keys into snapshot bytes is
-seconds of CPU, and on the task thread (or on any thread of the task process, which shares
-its GIL) the job stands still for as long. Two things keep that off the record path:
+seconds of CPU (``heap_encoder.encode_sections``, one pass), and on the task thread (or on
+any thread of the task process, which shares its GIL) the job stands still for as long.
+So ``fork_snapshot`` takes the snapshot the way Redis' ``BGSAVE`` does: ``os.fork()`` (tens
+of milliseconds even for a large heap: the page tables are copied, the pages are shared
+copy-on-write) freezes the state as it is at the barrier in a child process, and the task
+goes on processing records at once.
 
-- ``encode_heap_state`` writes the exact bytes of ``KeyedStateSnapshot.to_bytes()`` in one
-  pass: no intermediate ``(layout key, value)`` tuples, the encoded key-group/key prefix
-  computed once per key, ints and floats encoded inline.
-- ``fork_snapshot`` takes the snapshot the way Redis' ``BGSAVE`` does: ``os.fork()`` (tens
-  of milliseconds even for a large heap, the page tables are copied, the pages are shared
-  copy-on-write) freezes the state as it is at the barrier in a child process. The child
-  encodes it into a temp file and ``_exit``s; the task goes on processing records at once,
-  and the checkpoint writer thread waits for the child and uploads the file.
+Every page the task writes while the child lives is copied, so the child lives as briefly
+as it can: it pickles the state tables into a temp file (C code, tens of milliseconds for
+a million entries) and exits. The checkpoint writer thread then starts an encoder process
+(``heap_encoder``: a fresh interpreter, no memory shared with the task) on that pickle,
+waits for it without the GIL, and hands its output file to the storage as a
+``FileRegion`` (copied file to file, never read into the task process). State that is not
+plain builtin data (user classes, TTL clean-up) is encoded by the child itself, as is all
+state once an encoder process failed to run (``_handoff_disabled``, with a warning).
 
-The child only runs the encoder (pure Python over the state dicts, no locks, no logging,
-no I/O but its own file) and leaves with ``os._exit`` — no ``atexit`` handlers, no
-flushing of the parent's buffers, no touching of the parent's threads, sockets or locks.
-It is killed with the parent (``PR_SET_PDEATHSIG`` on Linux), killed and reaped when its
-checkpoint is aborted, and reports failures through its exit status and a second temp
-file. Both temp files are deleted as soon as they are created (the open descriptors keep
-them), so a ``kill -9`` of either process leaves nothing on disk. Where ``os.fork`` does
-not exist, or with ``state.backend.hashmap.snapshot: sync``, the same encoder runs on the
-task thread.
+The child only pickles or encodes (no locks, no logging, no I/O but its own file) and leaves
+with ``os._exit``: no ``atexit`` handlers, no flushing of the parent's buffers, no touching
+of the parent's threads, sockets or locks. The child and the encoder process are killed
+with the task process (``PR_SET_PDEATHSIG`` on Linux), killed and reaped when their
+checkpoint is aborted, and report failures through their exit status and a temp file. All
+temp files are deleted as soon as they are created (the open descriptors keep them), so a
+``kill -9`` of any process leaves nothing on disk. Where ``os.fork`` does not exist, or with
+``state.backend.hashmap.snapshot: sync``, the encoder runs on the task thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import io
+import logging
 import os
 import signal
-import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
 import warnings
-import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, NoReturn, Protocol
 
 from flinklet._private.state.backend import StateMetaInfo, namespace_to_bytes
-from flinklet._private.state.keygroups import KeyGroupRange, assign_to_key_group, murmur_mix
-from flinklet._private.state.serializers import (
-    FORMAT_VERSION,
-    encode_into,
-    encode_varint,
-    serialize,
-    serialize_key,
+from flinklet._private.state.heap_encoder import (
+    DATA_ERROR_EXIT,
+    NotPlainData,
+    Section,
+    dump_plain,
+    encode_payload,
+    encode_sections,
+    encoder_command,
 )
+from flinklet._private.state.keygroups import KeyGroupRange
+from flinklet._private.state.regions import FileRegion
 from flinklet.errors import StateError
 
 if TYPE_CHECKING:
@@ -60,28 +67,15 @@ __all__ = [
     "EncodedKeyedState",
     "ForkedSnapshot",
     "ReadySnapshot",
+    "dump_heap_state",
     "encode_heap_state",
     "fork_available",
     "fork_snapshot",
+    "heap_sections",
 ]
 
 SNAPSHOT_MODES: Final = ("fork", "sync")
 """Values of ``state.backend.hashmap.snapshot``."""
-
-_INT64 = struct.Struct(">q")
-_DOUBLE = struct.Struct(">d")
-_INT64_MIN: Final = -(1 << 63)
-_INT64_MAX: Final = (1 << 63) - 1
-# "b" + len 10 + (version byte, tag) of a serialized int64 / float: the tail of an entry
-_INT_VALUE: Final = b"b\x0a\x01i"
-_FLOAT_VALUE: Final = b"b\x0a\x01d"
-_M32: Final = 0xFFFFFFFF
-_M64: Final = (1 << 64) - 1
-_INT_KEY: Final = b"\x01i"  # version byte, int64 tag
-_STR_KEY: Final = b"\x01s"  # version byte, str tag
-_VARINT1: Final = [bytes((n,)) for n in range(128)]
-# tuple of 2, first item bytes with a one-byte length: the head of an entry
-_ENTRY_HEADS: Final = [b"t\x02b" + bytes((n,)) for n in range(128)]
 
 # Python 3.12+ warns on fork() in a process with threads; the child here runs only the
 # encoder (see the module docstring), which is the case the warning allows.
@@ -89,18 +83,37 @@ warnings.filterwarnings(
     "ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning
 )
 
+_log = logging.getLogger(__name__)
 
-def _varint(value: int) -> bytes:
-    if value < 128:
-        return _VARINT1[value]
-    out = bytearray()
-    encode_varint(value, out)
-    return bytes(out)
+# the first byte of a forked child's output file: what follows
+_ENCODED: Final = b"E"  # the snapshot bytes
+_HANDOFF: Final = b"P"  # a dump_plain pickle, for an encoder process
+
+_handoff_disabled: str | None = None
+"""Why forked children encode themselves from now on (an encoder process could not run)."""
 
 
 # ---------------------------------------------------------------------------------------------
-# The one-pass encoder
+# The state's sections
 # ---------------------------------------------------------------------------------------------
+
+
+def heap_sections(
+    tables: Mapping[str, Mapping[Any, Mapping[Any, Any]]], states: Mapping[str, HeapState]
+) -> list[Section]:
+    """The non-empty namespace tables of every state, in snapshot order."""
+    sections: list[Section] = []
+    for name, table in tables.items():
+        state = states.get(name)
+        transform = None if state is None else state.snapshot_transform()
+        for namespace, ns_table in table.items():
+            if ns_table:
+                sections.append((name, namespace_to_bytes(namespace), ns_table, transform))
+    return sections
+
+
+def encoded_meta(meta: Mapping[str, StateMetaInfo]) -> dict[str, tuple[str, int | None]]:
+    return {name: (m.kind.value, m.ttl_ms) for name, m in meta.items()}
 
 
 def encode_heap_state(
@@ -113,122 +126,33 @@ def encode_heap_state(
 ) -> tuple[bytes, int]:
     """``(bytes, entry count)``: the bytes are exactly those of
     ``HeapKeyedStateBackend.snapshot(extra).to_bytes()``, entries in the same order."""
-    groups: dict[int, list[bytes]] = {}
-    # key -> (its key group's list of entry parts, key group + length-prefixed key bytes)
-    key_info: dict[Any, tuple[list[bytes], bytes]] = {}
-    # per key group of this subtask: the start of the layout key of an int key
-    int_heads = {
-        kg: kg.to_bytes(2, "big") + b"\x0a" + _INT_KEY
-        for kg in range(key_groups.start, key_groups.end + 1)
-    }
-    int64 = _INT64.pack
-    double = _DOUBLE.pack
-    heads = _ENTRY_HEADS
-    count = 0
-    # keys are only looked up again when several tables hold entries (states, namespaces)
-    tables_with_entries = sum(1 for table in tables.values() for ns in table.values() if ns)
-    remember = tables_with_entries > 1
-    for name, table in tables.items():
-        state = states.get(name)
-        transform = None if state is None else state.snapshot_transform()
-        name_bytes = name.encode("utf-8")
-        for namespace, ns_table in table.items():
-            if not ns_table:
-                continue
-            namespace_bytes = namespace_to_bytes(namespace)
-            suffix = _varint(len(namespace_bytes)) + namespace_bytes + name_bytes
-            suffix_len = len(suffix)
-            for key, stored in ns_table.items():
-                if transform is not None:
-                    stored = transform(stored)
-                    if stored is None:
-                        continue
-                info = key_info.get(key)
-                if info is None:
-                    head = None
-                    if type(key) is int and _INT64_MIN <= key <= _INT64_MAX:
-                        # assign_to_key_group of an int, inlined (tests check they agree)
-                        h = key & _M64
-                        h = (h ^ (h >> 32)) & _M32
-                        h ^= h >> 16
-                        h = (h * 0x85EBCA6B) & _M32
-                        h ^= h >> 13
-                        h = (h * 0xC2B2AE35) & _M32
-                        h ^= h >> 16
-                        key_group = h % max_parallelism
-                        head = int_heads.get(key_group)
-                        prefix = b"" if head is None else head + int64(key)
-                    if head is None:
-                        key_group, prefix = _key_info(key, name, max_parallelism, key_groups)
-                    group = groups.get(key_group)
-                    if group is None:
-                        group = groups[key_group] = []
-                    if remember:
-                        key_info[key] = (group, prefix)
-                else:
-                    group, prefix = info
-                layout_len = len(prefix) + suffix_len
-                kind = type(stored)
-                if kind is int and _INT64_MIN <= stored <= _INT64_MAX:
-                    tail = _INT_VALUE + int64(stored)
-                elif kind is float:
-                    tail = _FLOAT_VALUE + double(stored)
-                else:
-                    value_bytes = serialize(stored)
-                    tail = b"b" + _varint(len(value_bytes)) + value_bytes
-                group += (
-                    heads[layout_len] if layout_len < 128 else _entry_head(layout_len),
-                    prefix,
-                    suffix,
-                    tail,
-                )
-                count += 1
-    out = bytearray(b"\x01t\x08")  # version, tuple of 8
-    for item in ("keyed", FORMAT_VERSION, max_parallelism, key_groups.start, key_groups.end):
-        encode_into(item, out)
-    out += b"m"
-    out += _varint(len(groups))
-    for key_group, parts in groups.items():
-        out += b"i"
-        out += _INT64.pack(key_group)
-        out += b"l"
-        out += _varint(len(parts) // 4)
-        out += b"".join(parts)
-    groups.clear()
-    encode_into({name: (m.kind.value, m.ttl_ms) for name, m in meta.items()}, out)
-    encode_into(dict(extra or {}), out)
-    return bytes(out), count
+    return encode_sections(
+        heap_sections(tables, states), encoded_meta(meta), max_parallelism, key_groups, extra
+    )
 
 
-def _key_info(
-    key: Any, name: str, max_parallelism: int, key_groups: KeyGroupRange
-) -> tuple[int, bytes]:
-    """``(key group, key group + length-prefixed key bytes)`` of a key: the start of its
-    layout keys. Ints and strs inline ``assign_to_key_group`` and ``serialize_key`` (the
-    unit tests check they agree)."""
-    kind = type(key)
-    if kind is int and _INT64_MIN <= key <= _INT64_MAX:
-        folded = key & _M64
-        key_group = murmur_mix(folded ^ (folded >> 32)) % max_parallelism
-        key_bytes = _INT_KEY + _INT64.pack(key)
-    elif kind is str:
-        data = key.encode("utf-8", "surrogatepass")
-        key_group = murmur_mix(zlib.crc32(data)) % max_parallelism
-        key_bytes = _STR_KEY + _varint(len(data)) + data
-    else:
-        key_group = assign_to_key_group(key, max_parallelism)
-        key_bytes = serialize_key(key)
-    if not key_groups.start <= key_group <= key_groups.end:
-        raise StateError(
-            f"key {key!r} of state '{name}' belongs to key group {key_group}, "
-            f"outside this subtask's {key_groups!r}: records were routed "
-            "with another max parallelism or key than the state uses"
-        )
-    return key_group, key_group.to_bytes(2, "big") + _varint(len(key_bytes)) + key_bytes
-
-
-def _entry_head(layout_len: int) -> bytes:
-    return b"t\x02b" + _varint(layout_len)
+def dump_heap_state(
+    out: BinaryIO,
+    tables: Mapping[str, Mapping[Any, Mapping[Any, Any]]],
+    states: Mapping[str, HeapState],
+    meta: Mapping[str, StateMetaInfo],
+    max_parallelism: int,
+    key_groups: KeyGroupRange,
+    extra: Mapping[str, bytes] | None = None,
+) -> None:
+    """The hand-off for an encoder process (``heap_encoder.dump_plain``);
+    ``NotPlainData`` if some state must be encoded here (see ``heap_encoder``)."""
+    sections = heap_sections(tables, states)
+    if any(transform is not None for _name, _ns, _table, transform in sections):
+        raise NotPlainData("a state whose snapshot drops expired entries")
+    dump_plain(
+        out,
+        [(name, namespace, table) for name, namespace, table, _t in sections],
+        encoded_meta(meta),
+        max_parallelism,
+        key_groups,
+        extra,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,11 +167,18 @@ class EncodedKeyedState(Protocol):
     """Another process is producing them (``cancel()`` must be called if never read)."""
 
     def result(self) -> bytes:
-        """The bytes; blocks until they exist. Raises ``StateError`` if they never will."""
+        """The bytes; blocks until they exist. Raises ``StateError`` if they never will.
+        Releases the snapshot's files."""
+        ...
+
+    def result_region(self) -> bytes | FileRegion:
+        """The bytes, or where they are in a file (valid until ``cancel()``, which the
+        caller must then call); blocks and raises as ``result``."""
         ...
 
     def cancel(self) -> None:
-        """Give up on the bytes (the checkpoint was aborted); idempotent."""
+        """Give up on the bytes (the checkpoint was aborted), or release the file a
+        ``result_region`` pointed into; idempotent."""
         ...
 
     def has_entries(self) -> bool: ...
@@ -264,6 +195,9 @@ class ReadySnapshot:
         self._entries = entries
 
     def result(self) -> bytes:
+        return self._data
+
+    def result_region(self) -> bytes:
         return self._data
 
     def cancel(self) -> None:
@@ -301,20 +235,28 @@ _die_with_parent: Callable[[], None] | None = None
 
 
 class ForkedSnapshot:
-    """Bytes being written by a forked child: ``result()`` waits for it (the checkpoint
-    writer thread), ``cancel()`` kills it (an aborted checkpoint, a cancelled task). Exactly
-    one of them reaps the child.
+    """Bytes being produced by a forked child (and, for a hand-off, by the encoder process
+    the writer thread starts): ``result()``/``result_region()`` wait for them (the
+    checkpoint writer thread), ``cancel()`` kills whatever still runs (an aborted
+    checkpoint, a cancelled task) and closes the files. Exactly one of them reaps each
+    process.
 
-    The child writes into temp files that were deleted right after they were created:
-    only the open descriptors (the parent's and the child's) keep them, so nothing is left
-    on disk whatever happens to either process (``kill -9`` included)."""
+    The processes write into temp files that were deleted right after they were created:
+    only the open descriptors keep them, so nothing is left on disk whatever happens to
+    any process (``kill -9`` included)."""
 
     background = True
 
-    def __init__(self, pid: int, fd: int, error_fd: int, has_entries: bool) -> None:
+    def __init__(
+        self, pid: int, fd: int, error_fd: int, has_entries: bool, directory: str | None = None
+    ) -> None:
         self.pid = pid
         self.fd = fd
         self.error_fd = error_fd
+        self.directory = directory
+        self.output_fd = -1  # the encoder process' output, for a hand-off
+        self.encoder: subprocess.Popen[bytes] | None = None
+        self.handed_off = False
         self._has_entries = has_entries
         self._lock = threading.Lock()
         self._exit_code: int | None = None
@@ -360,10 +302,16 @@ class ForkedSnapshot:
             time.sleep(0.005)
 
     def result(self) -> bytes:
+        try:
+            region = self.result_region()
+            return region.read() if isinstance(region, FileRegion) else region
+        finally:
+            self._close()
+
+    def result_region(self) -> bytes | FileRegion:
         self._wait()
         try:
-            if self._cancelled:
-                raise StateError("the snapshot was cancelled (its checkpoint was aborted)")
+            self._check_cancelled()
             if self._exit_code != 0:
                 raise StateError(
                     f"the forked snapshot process {self.pid} failed (exit status "
@@ -372,13 +320,68 @@ class ForkedSnapshot:
                     "instead"
                 )
             try:
-                return _read_all(self.fd)
+                size = os.fstat(self.fd).st_size
+                kind = os.pread(self.fd, 1, 0)
             except OSError as exc:
                 raise StateError(
                     f"could not read the snapshot the forked process wrote: {exc}"
                 ) from exc
-        finally:
+            if kind == _ENCODED:
+                return FileRegion(self.fd, 1, size - 1)
+            if kind == _HANDOFF:
+                self.handed_off = True
+                return self._encode_handoff(size)
+            raise StateError(f"the forked snapshot process {self.pid} wrote no snapshot")
+        except BaseException:
             self._close()
+            raise
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled:
+            raise StateError("the snapshot was cancelled (its checkpoint was aborted)")
+
+    def _encode_handoff(self, size: int) -> bytes | FileRegion:
+        """Run an encoder process on the child's pickle (at offset 1 of ``fd``); if it
+        cannot run, encode here and leave hand-offs off from now on."""
+        global _handoff_disabled
+        argv, env = encoder_command(os.getpid())
+        try:
+            output = _anonymous_file(self.directory)
+        except OSError as exc:
+            raise StateError(f"could not create a temp file for the snapshot: {exc}") from exc
+        with self._lock:
+            self.output_fd = output
+            self._check_cancelled()
+        os.lseek(self.fd, 1, os.SEEK_SET)
+        try:
+            encoder = subprocess.Popen(
+                argv, stdin=self.fd, stdout=output, stderr=self.error_fd, env=env, close_fds=True
+            )
+        except OSError as exc:
+            failure = f"could not start it: {exc}"
+        else:
+            with self._lock:
+                self.encoder = encoder
+                if self._cancelled:
+                    encoder.kill()
+            code = encoder.wait()
+            self._check_cancelled()
+            if code == 0:
+                return FileRegion(output, 0, os.fstat(output).st_size)
+            if code == DATA_ERROR_EXIT:
+                raise StateError(
+                    f"could not encode the keyed state (snapshot encoder process "
+                    f"{encoder.pid}): {self._error_text()}"
+                )
+            failure = f"process {encoder.pid}, exit status {code}: {self._error_text()}"
+        _handoff_disabled = failure
+        _log.warning(
+            "hashmap snapshots: the snapshot encoder process failed (%s); this snapshot is "
+            "encoded in the task process, later ones in the forked child",
+            failure,
+        )
+        data, _count = encode_payload(io.BytesIO(FileRegion(self.fd, 1, size - 1).read()))
+        return data
 
     def cancel(self) -> None:
         with self._lock:
@@ -391,11 +394,18 @@ class ForkedSnapshot:
                     self._exit_code = os.waitstatus_to_exitcode(status)
                 except ChildProcessError:
                     self._exit_code = -1
+            encoder = self.encoder
+            if encoder is not None and encoder.poll() is None:
+                self._cancelled = True
+                encoder.kill()
+        if encoder is not None:
+            encoder.wait()
         self._close()
 
     def _error_text(self) -> str:
         try:
-            text = _read_all(self.error_fd).decode("utf-8", "replace").strip()
+            raw = FileRegion(self.error_fd, 0, os.fstat(self.error_fd).st_size).read()
+            text = raw.decode("utf-8", "replace").strip()
         except OSError:
             text = ""
         if text:
@@ -406,25 +416,12 @@ class ForkedSnapshot:
 
     def _close(self) -> None:
         with self._lock:
-            fds, self.fd, self.error_fd = (self.fd, self.error_fd), -1, -1
+            fds = (self.fd, self.error_fd, self.output_fd)
+            self.fd = self.error_fd = self.output_fd = -1
         for fd in fds:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    """The whole content of the file open as ``fd`` (from its start)."""
-    size = os.fstat(fd).st_size
-    parts = []
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(size - offset, 1 << 30), offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        offset += len(chunk)
-    return b"".join(parts)
 
 
 def _anonymous_file(directory: str | None) -> int:
@@ -435,14 +432,21 @@ def _anonymous_file(directory: str | None) -> int:
 
 
 def fork_snapshot(
-    encode: Callable[[], bytes], has_entries: bool, directory: str | None = None
+    encode: Callable[[], bytes],
+    has_entries: bool,
+    directory: str | None = None,
+    handoff: Callable[[BinaryIO], None] | None = None,
 ) -> ForkedSnapshot:
     """Run ``encode`` in a forked child that writes its bytes to a deleted temp file in
-    ``directory`` (the system temp dir by default)."""
+    ``directory`` (the system temp dir by default). With ``handoff`` the child first tries
+    that instead: it writes a pickle for an encoder process (``heap_encoder.dump_plain``),
+    or raises ``NotPlainData`` to have the child encode after all."""
     global _die_with_parent
     if _die_with_parent is None:
         _die_with_parent = _parent_death_signal()
     die_with_parent = _die_with_parent
+    if _handoff_disabled is not None:
+        handoff = None
     fd = _anonymous_file(directory)
     error_fd = _anonymous_file(directory)
     parent = os.getpid()
@@ -453,12 +457,13 @@ def fork_snapshot(
         os.close(error_fd)
         raise StateError(f"could not fork a process for the snapshot: {exc}") from exc
     if pid == 0:  # pragma: no cover - runs in the child, which leaves with os._exit
-        _child(encode, fd, error_fd, parent, die_with_parent)
-    return ForkedSnapshot(pid, fd, error_fd, has_entries)
+        _child(encode, handoff, fd, error_fd, parent, die_with_parent)
+    return ForkedSnapshot(pid, fd, error_fd, has_entries, directory)
 
 
 def _child(
     encode: Callable[[], bytes],
+    handoff: Callable[[BinaryIO], None] | None,
     fd: int,
     error_fd: int,
     parent: int,
@@ -472,7 +477,9 @@ def _child(
         die_with_parent()
         if os.getppid() != parent:
             os._exit(1)  # the parent died before the signal was armed
-        view = memoryview(encode())
+        if handoff is not None and _write_handoff(handoff, fd):
+            os._exit(0)
+        view = memoryview(_ENCODED + encode())
         while view:
             view = view[os.write(fd, view) :]
         code = 0
@@ -481,3 +488,22 @@ def _child(
             os.write(error_fd, traceback.format_exc().encode("utf-8", "replace"))
     finally:
         os._exit(code)
+
+
+def _write_handoff(
+    handoff: Callable[[BinaryIO], None], fd: int
+) -> bool:  # pragma: no cover - runs in the child
+    """Write the hand-off pickle to ``fd``; ``False`` (and ``fd`` emptied) if the state is
+    not plain data."""
+    raw = io.FileIO(fd, "wb", closefd=False)
+    out = io.BufferedWriter(raw, 1 << 20)
+    try:
+        out.write(_HANDOFF)
+        handoff(out)
+        out.flush()
+    except NotPlainData:
+        out.detach()
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return False
+    return True

@@ -30,6 +30,7 @@ from typing import Any
 from flinklet._private.state.backend import KeyedStateSnapshot, StateKind, StateMetaInfo
 from flinklet._private.state.keygroups import KeyGroupRange
 from flinklet._private.state.layout import key_group_range_bounds
+from flinklet._private.state.regions import FileRegion
 from flinklet._private.state.serializers import deserialize, serialize
 from flinklet.errors import StateError
 
@@ -42,7 +43,8 @@ _NICENESS = 10
 
 class ExportedSnapshot:
     """Canonical snapshot bytes being written by an export process (see the module
-    docstring); ``result()`` waits for them, ``cancel()`` kills the process."""
+    docstring); ``result()``/``result_region()`` wait for them, ``cancel()`` kills the
+    process, or releases the output a ``result_region`` pointed into."""
 
     background = True
 
@@ -53,11 +55,21 @@ class ExportedSnapshot:
         self.errors = checkpoint_dir.with_name(checkpoint_dir.name + ".err")
         self._lock = threading.Lock()
         self._cancelled = False
+        self._fd = -1  # the output, open for a result_region until cleaned up
 
     def has_entries(self) -> bool:
         return True  # unknown until the process is done; an empty snapshot is harmless
 
     def result(self) -> bytes:
+        try:
+            region = self.result_region()
+            return region.read()
+        except OSError as exc:
+            raise StateError(f"could not read the exported snapshot: {exc}") from exc
+        finally:
+            self._cleanup()
+
+    def result_region(self) -> FileRegion:
         code = self.process.wait()
         try:
             if self._cancelled:
@@ -68,11 +80,15 @@ class ExportedSnapshot:
                     f"status {code}): {self._error_text()}"
                 )
             try:
-                return self.output.read_bytes()
+                fd = os.open(self.output, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except OSError as exc:
                 raise StateError(f"could not read the exported snapshot: {exc}") from exc
-        finally:
+            with self._lock:
+                self._fd = fd
+            return FileRegion(fd, 0, os.fstat(fd).st_size)
+        except BaseException:
             self._cleanup()
+            raise
 
     def cancel(self) -> None:
         with self._lock:
@@ -91,6 +107,11 @@ class ExportedSnapshot:
         return text.splitlines()[-1] + "\n" + text if text else "no error output"
 
     def _cleanup(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         for path in (self.output, self.errors):
             with contextlib.suppress(OSError):
