@@ -9,17 +9,29 @@ engine at parallelism 1 without checkpoints and with a checkpoint every second, 
 hashmap (heap) and on the RocksDB state backend, and with RocksDB's incremental
 checkpoints.
 
-This machine's speed drifts by +-20% from one 30 s run to the next (a shared VM: the same
-job's CPU time varies that much), more than the effect measured. So each backend's runs
-are repeated ``REPEATS`` times, interleaved (no checkpoints, every 1 s, ..., no
-checkpoints, every 1 s, ...), and every figure is the median over the repeats; the
-detail lists each repeat's ratio.
+This machine's CPUs change speed by up to 2x within seconds, each on its own (a shared
+VM: a fixed loop takes 60 to 180 ms from one second to the next), so the same job's time
+varies by +-30% between runs, more than the effect measured. Two measures deal with it:
+
+- the shared-core comparison, the figure the targets are held against: the job without
+  checkpoints and the job with them run at the same time, pinned to the same CPU, so both
+  see the same speed at every moment; their snapshot processes move to the other CPU.
+  Their rates over the time both ran compare to within 1% when both jobs are the same
+  (no checkpoints against no checkpoints). It runs ``REPEATS`` pairs per configuration,
+  alternating which job starts first; the figure is the pair with the median ratio. At
+  half a CPU each job takes about twice the checkpoints per record it takes alone, so
+  this errs towards more overhead (see ``run_on_shared_core``);
+- the jobs alone, one after the other, ``REPEATS`` times interleaved (no checkpoints,
+  every 1 s, no checkpoints, ...), every figure the median over the repeats with each
+  repeat's ratio in the detail: the throughput a user sees, with the noise above, and
+  the source of the duration and size figures.
 
 Figures, all from this run:
 
 - throughput with checkpoints every 1 s against the same backend without checkpoints
   (full and incremental RocksDB checkpoints both against RocksDB without checkpoints),
-  until the last record reached the sink: the steady state of a streaming job;
+  on a shared core and alone, until the last record reached the sink: the steady state
+  of a streaming job;
 - the same including the final checkpoint a bounded job ends with (a full synchronous
   snapshot of all 1,000,000 keys, taken once per job);
 - RocksDB's throughput against the hashmap backend's (both without checkpoints);
@@ -46,10 +58,17 @@ experiment.
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 import pickle
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +85,8 @@ from flinklet.datastream.connectors import DataGeneratorSource
 from flinklet.datastream.functions import CheckpointedFunction, SinkFunction
 
 INTERVAL_MS = 1_000
+# the sink notes the time every this many records (a power of two)
+MARK_EVERY = 16_384
 
 Record = tuple[int, int]
 
@@ -82,20 +103,31 @@ class KeyedValues:
 
 class TimedTally(Tally):
     """A :class:`Tally` that also notes when its last record arrived (read the clock every
-    4,096 records and at the end of input): the steady-state time of a bounded job
-    without the final checkpoint it ends with."""
+    4,096 records): the steady-state time of a bounded job without the final checkpoint it
+    ends with; and every ``MARK_EVERY`` records, the time and the count so far, the
+    job's progress over time (the shared-core comparison reads it)."""
 
-    __slots__ = ("last_at",)
+    __slots__ = ("last_at", "marks")
 
     def __init__(self) -> None:
         super().__init__()
         self.last_at = 0.0
+        self.marks: list[tuple[float, int]] = []
 
     def add_second(self, record: tuple[Any, int]) -> None:
         self.count += 1
         self.total += record[1]
         if not self.count & 4095:
             self.last_at = time.perf_counter()
+            if not self.count & (MARK_EVERY - 1):
+                self.marks.append((self.last_at, self.count))
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process' reaped child processes (forked snapshot children,
+    snapshot encoder and export processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _set_backend(env: Any, backend: str, directory: Path) -> None:
@@ -138,7 +170,7 @@ def _completed(job: Any) -> list[dict[str, Any]]:
 
 def run_job(
     records: int, keys: int, backend: str, interval_ms: int | None, directory: Path
-) -> tuple[float, float, list[dict[str, Any]], Tally]:
+) -> tuple[float, float, list[dict[str, Any]], TimedTally]:
     """Seconds until the sink saw the last record, wall seconds including the final
     checkpoint, the completed checkpoints' history entries (oldest first), the sink."""
     tally = TimedTally()
@@ -294,7 +326,11 @@ def checkpoints(ctx: Context) -> list[Figure]:
     ctx.data.update({"keys": keys, "records": records_of, "repeats": repeats})
     ctx.data["pickled_state_bytes"] = state_bytes
     runs: dict[str, dict[str, Any]] = {}
+    pairs: dict[str, list[dict[str, Any]]] = {}
     restores: dict[str, dict[str, Any]] = {}
+    shared_core_absent = shared_core_supported()
+    if shared_core_absent is not None:
+        ctx.note(f"the shared-core comparison did not run: {shared_core_absent}")
     root = Path(tempfile.mkdtemp(prefix="flinklet-bench-ckpt-"))
     try:
         for group, configs in GROUPS.items():
@@ -302,12 +338,20 @@ def checkpoints(ctx: Context) -> list[Figure]:
                 for _repeat in range(repeats):
                     for backend, interval in configs:
                         _run_one(ctx, runs, root, records_of[backend], keys, backend, interval)
+                if shared_core_absent is None:
+                    base, *checkpointed = configs
+                    for repeat in range(repeats):
+                        for ckpt in checkpointed:
+                            records = records_of[ckpt[0]]
+                            pair_args = (ctx, pairs, root, records, keys, base, ckpt)
+                            _run_shared_pair(*pair_args, ckpt_first=bool(repeat % 2))
             except Exception as exc:
                 if group == "hashmap":
                     raise
                 ctx.note(f"{group}: skipped, a job raised {type(exc).__name__}: {exc}")
                 for backend, interval in configs:
                     runs.pop(_label(backend, interval), None)
+                    pairs.pop(_label(backend, interval), None)
         for backend in ("hashmap", "rocksdb", "rocksdb-incremental"):
             if backend != "hashmap" and _label(backend, INTERVAL_MS) not in runs:
                 continue
@@ -335,8 +379,9 @@ def checkpoints(ctx: Context) -> list[Figure]:
         run["durations_ms"] = [d for x in samples for d in x["durations_ms"]]
         run["sizes_bytes"] = [b for x in samples for b in x["sizes_bytes"]]
     ctx.data["runs"] = runs
+    ctx.data["shared_core"] = pairs
     ctx.data["restores"] = restores
-    return _figures(ctx, runs, restores, state_bytes, keys)
+    return _figures(ctx, runs, pairs, restores, state_bytes, keys)
 
 
 def _run_one(
@@ -350,6 +395,7 @@ def _run_one(
 ) -> None:
     label = _label(backend, interval)
     directory = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    children_start = children_cpu()
     try:
         steady, wall, history, tally = run_job(records, keys, backend, interval, directory)
     finally:
@@ -359,6 +405,7 @@ def _run_one(
         raise RuntimeError(f"{label}: the job computed {tally.outcome()}, expected {expected}")
     sample = {
         "steady_s": steady,
+        "children_cpu_s": children_cpu() - children_start,
         "wall_s": wall,
         "checkpoints": len(history),
         "durations_ms": [h["end_to_end_duration"] for h in history],
@@ -368,8 +415,249 @@ def _run_one(
     ctx.log(
         f"  {label}: {records:,} records, last record after {steady:.2f} s "
         f"({records / steady:,.0f} rec/s), {wall:.2f} s with the final checkpoint, "
+        f"{sample['children_cpu_s']:.2f} CPU s in snapshot processes, "
         f"{len(history)} checkpoint(s), durations ms {sample['durations_ms']}, "
         f"sizes {sample['sizes_bytes']}"
+    )
+
+
+# -- the shared-core comparison --------------------------------------------------------
+#
+# This VM's CPUs change speed by up to 2x within seconds, independently of each other
+# (other tenants on the host), so two jobs run one after the other see different
+# machines. Here the job without checkpoints and the job with them run at the same time,
+# in two processes pinned to the same CPU: the kernel gives each half of that CPU, at the
+# same speed at every moment, and whatever checkpoints cost the task process (the fork,
+# the synchronous part, copy-on-write page faults, barrier handling) shows as fewer
+# records in its half. The processes the checkpointed job starts for its snapshots
+# (forked children, encoder and export processes) are moved to the other CPUs, as they
+# would run on a machine with a spare core. Each job runs at half speed, so it takes
+# about twice the checkpoints per record it would take alone: the figure errs on the
+# side of more overhead.
+
+_WORKER = "import sys; from benchmarks.checkpoints import worker_main; worker_main(sys.argv[1:])"
+
+
+def worker_main(argv: list[str]) -> None:
+    """Entry point of one job of the shared-core comparison: ``cpu backend interval|none
+    records keys directory``. Pins itself to ``cpu``, runs the job and prints its figures
+    as one JSON line."""
+    cpu, backend, interval, records, keys, directory = argv
+    os.sched_setaffinity(0, {int(cpu)})
+    steady, wall, history, tally = run_job(
+        int(records),
+        int(keys),
+        backend,
+        None if interval == "none" else int(interval),
+        Path(directory),
+    )
+    expected = running_sums(int(records), int(keys))
+    if tally.outcome() != expected:
+        raise SystemExit(f"the job computed {tally.outcome()}, expected {expected}")
+    print(
+        json.dumps(
+            {
+                "steady_s": steady,
+                "wall_s": wall,
+                "marks": tally.marks,
+                "checkpoints": len(history),
+                "children_cpu_s": children_cpu(),
+            }
+        )
+    )
+
+
+def shared_core_supported() -> str | None:
+    """Why the shared-core comparison cannot run here, or ``None`` if it can."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "this platform cannot pin processes to CPUs"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "it needs two CPUs, this process may use one"
+    me = os.getpid()
+    if not Path(f"/proc/{me}/task/{me}/children").exists():
+        return "this kernel does not list a process' children in /proc"
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of every thread of ``pid`` (``/proc/<pid>/task/*/children``)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                found.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class SnapshotProcessMover(threading.Thread):
+    """Moves every process the given jobs start (and what those start) to ``cpus``,
+    polling ``/proc`` every millisecond from a thread that runs on ``cpus`` itself."""
+
+    def __init__(self, pids: list[int], cpus: set[int]) -> None:
+        super().__init__(name="snapshot-process-mover", daemon=True)
+        self.pids = pids
+        self.cpus = cpus
+        self.moved: set[int] = set()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        os.sched_setaffinity(0, self.cpus)  # this thread only
+        while not self.stopped.is_set():
+            todo = [c for p in self.pids for c in _children(p)]
+            while todo:
+                pid = todo.pop()
+                if pid not in self.moved and self._move(pid):
+                    self.moved.add(pid)
+                todo.extend(_children(pid))
+            self.stopped.wait(0.001)
+
+    def _move(self, pid: int) -> bool:
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), self.cpus)
+        except OSError:  # it exited meanwhile
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def count_at(marks: list[tuple[float, int]], at: float) -> float:
+    """Records a job had seen at time ``at``, interpolated between its marks."""
+    for (t0, c0), (t1, c1) in itertools.pairwise(marks):
+        if t0 <= at <= t1:
+            return c0 + (c1 - c0) * (at - t0) / (t1 - t0) if t1 > t0 else float(c1)
+    raise ValueError(f"{at} is outside the marks ({marks[0][0]} to {marks[-1][0]})")
+
+
+def common_rates(
+    first: list[tuple[float, int]], second: list[tuple[float, int]]
+) -> tuple[float, float, float]:
+    """Each job's records per second over the time both were processing records (from
+    the later first mark to the earlier last mark), and that window's length."""
+    if len(first) < 2 or len(second) < 2:
+        raise ValueError("a job noted fewer than two marks: too few records to compare")
+    start = max(first[0][0], second[0][0])
+    end = min(first[-1][0], second[-1][0])
+    if end - start < 0.25:
+        raise ValueError(f"the jobs overlapped for {end - start:.2f} s only")
+    span = end - start
+    return (
+        (count_at(first, end) - count_at(first, start)) / span,
+        (count_at(second, end) - count_at(second, start)) / span,
+        span,
+    )
+
+
+def run_on_shared_core(
+    jobs: list[tuple[str, int | None]], records: int, keys: int, root: Path
+) -> list[dict[str, Any]]:
+    """Run ``jobs`` (backend, interval) at the same time, each in its own process, all
+    pinned to this process' first CPU, their snapshot processes moved to the others.
+    Returns each job's JSON figures, in order."""
+    cpus = sorted(os.sched_getaffinity(0))
+    job_cpu, spare = cpus[0], set(cpus[1:])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    procs: list[subprocess.Popen[str]] = []
+    mover = None
+    try:
+        for backend, interval in jobs:
+            directory = Path(tempfile.mkdtemp(prefix="shared-", dir=root))
+            args = [str(job_cpu), backend, str(interval or "none"), str(records), str(keys)]
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _WORKER, *args, str(directory)],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        mover = SnapshotProcessMover([p.pid for p in procs], spare)
+        mover.start()
+        outputs = [p.communicate(timeout=1800) for p in procs]
+    finally:
+        if mover is not None:
+            mover.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    results: list[dict[str, Any]] = []
+    for (backend, interval), p, (out, err) in zip(jobs, procs, outputs, strict=True):
+        if p.returncode != 0 or not out.strip():
+            raise RuntimeError(
+                f"{_label(backend, interval)} (shared core): the job process exited with "
+                f"{p.returncode}: {err.strip()[-2000:]}"
+            )
+        result = json.loads(out.strip().splitlines()[-1])
+        result["marks"] = [tuple(m) for m in result["marks"]]
+        result["moved_processes"] = len(mover.moved) if mover else 0
+        results.append(result)
+    return results
+
+
+def _run_shared_pair(
+    ctx: Context,
+    pairs: dict[str, list[dict[str, Any]]],
+    root: Path,
+    records: int,
+    keys: int,
+    base: tuple[str, int | None],
+    ckpt: tuple[str, int | None],
+    ckpt_first: bool,
+) -> None:
+    jobs = [ckpt, base] if ckpt_first else [base, ckpt]
+    results = dict(zip(jobs, run_on_shared_core(jobs, records, keys, root), strict=True))
+    base_rate, ckpt_rate, span = common_rates(results[base]["marks"], results[ckpt]["marks"])
+    pair = {
+        "base_records_per_s": base_rate,
+        "records_per_s": ckpt_rate,
+        "ratio": ckpt_rate / base_rate,
+        "window_s": span,
+        "checkpoints": results[ckpt]["checkpoints"],
+        "snapshot_processes": results[ckpt]["moved_processes"],
+        "children_cpu_s": results[ckpt]["children_cpu_s"],
+    }
+    pairs.setdefault(_label(*ckpt), []).append(pair)
+    ctx.log(
+        f"  shared core: {_label(*ckpt)} {ckpt_rate:,.0f} rec/s against {_label(*base)} "
+        f"{base_rate:,.0f} rec/s over the {span:.1f} s both ran: {pair['ratio']:.3f}x; "
+        f"{pair['checkpoints']} checkpoint(s), {pair['snapshot_processes']} snapshot "
+        f"process(es) moved off the shared CPU, {pair['children_cpu_s']:.1f} CPU s in them"
+    )
+
+
+def _shared_core_figure(backend: str, base_backend: str, pairs: list[dict[str, Any]]) -> Figure:
+    """The pair with the median ratio (the lower middle one of an even count): its rates
+    are comparable with each other, not with other pairs' (the CPU's speed differs)."""
+    ordered = sorted(pairs, key=lambda x: x["ratio"])
+    median = ordered[(len(ordered) - 1) // 2]
+    return Figure(
+        f"{backend}: throughput on a shared core, checkpoint every 1 s",
+        median["records_per_s"],
+        "rec/s",
+        f"{base_backend}: no checkpoints, same CPU, same time",
+        median["base_records_per_s"],
+        better="higher",
+        detail=f"median of {len(pairs)} pairs of jobs run at the same time on one CPU (each: "
+        + ", ".join(f"{x['ratio']:.3f}x" for x in pairs)
+        + "); records per second while both ran ("
+        + ", ".join(f"{x['window_s']:.0f}" for x in pairs)
+        + " s); checkpoints completed "
+        + ", ".join(str(x["checkpoints"]) for x in pairs)
+        + "; snapshot processes on the other CPU(s) used "
+        + ", ".join(f"{x['children_cpu_s']:.1f}" for x in pairs)
+        + " CPU s",
+        group="checkpoint overhead",
     )
 
 
@@ -382,6 +670,7 @@ def _ratios(runs: dict[str, dict[str, Any]], label: str, base_label: str, key: s
 def _figures(
     ctx: Context,
     runs: dict[str, dict[str, Any]],
+    pairs: dict[str, list[dict[str, Any]]],
     restores: dict[str, dict[str, Any]],
     state_bytes: int,
     keys: int,
@@ -397,6 +686,8 @@ def _figures(
         ("rocksdb-incremental", "rocksdb"),
     ):
         base_label, label = f"{base_backend}, no checkpoints", f"{backend}, every 1 s"
+        if label in pairs:
+            figures.append(_shared_core_figure(backend, base_backend, pairs[label]))
         base, ckpt = runs.get(base_label), runs.get(label)
         if base is None or ckpt is None:
             continue
