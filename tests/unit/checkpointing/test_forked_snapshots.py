@@ -25,6 +25,8 @@ from flinklet._private.state.regions import FileRegion
 from flinklet.common import Configuration, RestartStrategies, Types
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream import (
+    CheckpointedFunction,
+    CheckpointListener,
     KeyedProcessFunction,
     MapFunction,
     RuntimeContext,
@@ -32,6 +34,7 @@ from flinklet.datastream import (
     ValueStateDescriptor,
 )
 from flinklet.datastream.connectors import DataGeneratorSource, RateLimiterStrategy
+from flinklet.datastream.functions import FunctionInitializationContext, FunctionSnapshotContext
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="os.fork is not available")
 
@@ -61,14 +64,50 @@ class FailOnce(MapFunction):
         return value
 
 
+class FailAfterACheckpoint(MapFunction, CheckpointedFunction, CheckpointListener):
+    """Fails once, at the first record from ``at`` on after a checkpoint that covered
+    records completed, so the restart restores keyed state a snapshot process wrote
+    (failing at a fixed record let a slow machine fail before any checkpoint completed
+    and restart from scratch)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.seen = 0
+        self.seen_at: dict[int, int] = {}
+        self.covered = False
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.attempt = runtime_context.get_attempt_number()
+
+    def initialize_state(self, context: FunctionInitializationContext) -> None:
+        pass
+
+    def snapshot_state(self, context: FunctionSnapshotContext) -> None:
+        self.seen_at[context.get_checkpoint_id()] = self.seen
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self.covered = self.covered or self.seen_at.get(checkpoint_id, 0) > 0
+
+    def map(self, value: int) -> int:
+        self.seen += 1
+        if self.attempt == 0 and self.seen >= self.at and self.covered:
+            self.attempt = -1
+            raise RuntimeError("injected failure")
+        return value
+
+
 def counting_job(
-    env: StreamExecutionEnvironment, total: int, per_second: int, fail_at: int | None = None
+    env: StreamExecutionEnvironment,
+    total: int,
+    per_second: int,
+    fail_at: int | None = None,
+    fail: Callable[[int], MapFunction] = FailOnce,
 ) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     source = DataGeneratorSource(lambda i: i, total, RateLimiterStrategy.per_second(per_second))
     ds = env.from_source(source, WatermarkStrategy.no_watermarks(), "numbers")
     if fail_at is not None:
-        ds = ds.map(FailOnce(fail_at))
+        ds = ds.map(fail(fail_at))
     ds.key_by(lambda x: x % 11).process(CountPerKey()).add_sink(lambda v: seen.append(v))
     return seen
 
@@ -189,9 +228,9 @@ def test_state_is_exactly_once_after_a_failure_in_both_modes(
     conf.set_string("state.backend.hashmap.snapshot", mode)
     env = checkpointed_env(tmp_path, conf)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 10))
-    seen = counting_job(env, 2_000, 5_000, fail_at=900)
+    seen = counting_job(env, 6_000, 3_000, fail_at=900, fail=FailAfterACheckpoint)
     env.execute(f"exactly-once with {mode} snapshots")
-    assert final_counts(seen) == dict(Counter(i % 11 for i in range(2_000)))
+    assert final_counts(seen) == dict(Counter(i % 11 for i in range(6_000)))
     job = env._last_job
     assert job.num_restarts == 1
     owner = job.settings.keyed_backend_factory.__self__
