@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.unit.checkpointing.test_final_checkpoint_ids import run as run_commit_per_checkpoint
+
 from flinklet.common import Encoder, RestartStrategies, Time, Types
 from flinklet.common.watermark_strategy import WatermarkStrategy
 from flinklet.datastream import (
@@ -98,3 +100,19 @@ def test_taskmanager_kill_recovers_exactly_once(local_cluster: Any, tmp_path: Pa
     assert per_key == Counter({str(k): total // 5 for k in range(5)})
     job = next(iter(cluster.jm.jobs.values()))
     assert job.num_restarts >= 1
+
+
+def test_a_bounded_job_commits_under_the_final_checkpoint_id_on_a_cluster(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    """A finished task's final snapshot is taken in its slot process for the checkpoint
+    the JobManager triggered, so the function sees that id and its notification."""
+    local_cluster(taskmanagers=1, slots=1)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    env.enable_checkpointing(60_000)  # no periodic checkpoint: only the final one
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    committed, snapshots = run_commit_per_checkpoint(env, tmp_path, 1_000)
+    assert committed == list(range(1, 1_001))
+    [(cid, ts)] = [tuple(map(int, line.split())) for line in snapshots]
+    assert cid > 0 and ts > 0

@@ -273,7 +273,9 @@ class CheckpointCoordinator:
         """A task finished: it acknowledges every pending (and future) checkpoint with the
         state it finished with — except the ``snapshotted`` ones, for which it already took
         its snapshot at the barrier (that acknowledgement is on its way, and the state it
-        finished with would not match the other tasks' snapshots)."""
+        finished with would not match the other tasks' snapshots). ``final_snapshots`` is
+        the snapshots, or ``f(checkpoint_id, timestamp)`` that takes them when the first
+        checkpoint needs them."""
         self.finished[key] = final_snapshots
         if not self.persist_finished_locally:
             return
@@ -284,8 +286,8 @@ class CheckpointCoordinator:
     def _persist_finished(self, pending: PendingCheckpoint, key: TaskKey, snapshots: Any) -> None:
         from flinklet._private.checkpoint.persist import write_task_state
 
-        if callable(snapshots):
-            snapshots = snapshots()
+        if callable(snapshots):  # taken now, for the first checkpoint that needs it
+            snapshots = snapshots(pending.checkpoint_id, pending.timestamp)
             self.finished[key] = snapshots
         try:
             ack = write_task_state(pending.storage, key, snapshots, finished=True)

@@ -282,7 +282,7 @@ class JobRunner(threading.Thread):
             pending = _Pending(cid, ts, is_savepoint, storage, pointer)
             cp._trigger_sources(pending)  # type: ignore[arg-type]  # duck-typed pending
             for key, lazy in list(self.proxy.finished.items()):
-                snapshots = lazy() if callable(lazy) else lazy
+                snapshots = lazy(cid, ts) if callable(lazy) else lazy
                 self.proxy.finished[key] = snapshots
                 cp.writer.submit(self._write_finished, storage, key, snapshots, cid)
         elif kind == "notify":

@@ -169,12 +169,16 @@ class TaskCheckpointing:
         )
 
     def _finished(self, task: Task) -> None:
-        # the snapshot is taken only if a checkpoint needs it (operators are not closed
-        # before the job ends, so the finished state stays readable)
+        # the snapshot is taken only if a checkpoint needs it, for the first one that does
+        # (whose id and timestamp its functions see), and stands in for the later ones
+        # (operators are not closed before the job ends, so the finished state stays
+        # readable)
         key = (task.vertex_id, task.subtask_index)
-        self.coordinator.task_finished(
-            key, lambda: snapshot_task(task, 0, 0), set(self.snapshotted.get(key, ()))
-        )
+
+        def final_snapshot(checkpoint_id: int, timestamp: int) -> Any:
+            return snapshot_task(task, checkpoint_id, timestamp)
+
+        self.coordinator.task_finished(key, final_snapshot, set(self.snapshotted.get(key, ())))
 
     def _forget(self, checkpoint_id: int) -> None:
         """Kill and reap the children still encoding for ``checkpoint_id`` (none are left

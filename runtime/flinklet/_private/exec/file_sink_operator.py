@@ -461,11 +461,11 @@ class FileSinkOperator(StreamOperator):
 
     def before_snapshot(self, checkpoint_id: int, timestamp: int) -> None:
         super().before_snapshot(checkpoint_id, timestamp)
-        if checkpoint_id > 0:
-            self.last_checkpoint = max(self.last_checkpoint, checkpoint_id)
-            tag = checkpoint_id
-        else:  # the final snapshot of a finished task stands in for later checkpoints
-            tag = self.last_checkpoint + 1
+        # the final snapshot of a finished task (taken for the first checkpoint that needs
+        # it) stands in for later checkpoints; its files must never commit with an older
+        # checkpoint, whose state holds them as in-progress at most
+        tag = checkpoint_id if checkpoint_id > self.last_checkpoint else self.last_checkpoint + 1
+        self.last_checkpoint = tag
         should_roll = self.policy.should_roll_on_checkpoint
         for bucket_id, part in list(self.parts.items()):
             if should_roll(part):

@@ -154,12 +154,15 @@ class TwoPhaseCommitSinkOperator(StreamOperator):
     # -- checkpoints ----------------------------------------------------------------------
 
     def before_snapshot(self, checkpoint_id: int, timestamp: int) -> None:
-        if checkpoint_id > 0:
-            self.last_checkpoint = max(self.last_checkpoint, checkpoint_id)
+        # a transaction commits with the checkpoint it was pre-committed for, or a later
+        # one; never with an older one (the final snapshot of a finished task is taken for
+        # the first checkpoint that needs it, and stands in for the later ones)
+        tag = checkpoint_id if checkpoint_id > self.last_checkpoint else self.last_checkpoint + 1
+        self.last_checkpoint = tag
         if self.has_current and not self.finished:
             txn = self.current
             self.user_function.pre_commit(txn)
-            self.pending.setdefault(checkpoint_id, []).append(txn)
+            self.pending.setdefault(tag, []).append(txn)
             self._begin()
         super().before_snapshot(checkpoint_id, timestamp)
 
