@@ -237,7 +237,10 @@ def test_state_is_exactly_once_after_a_failure_in_both_modes(
     assert owner.snapshot == mode
     if mode == "fork":  # the counts (ints) went to encoder processes, which all succeeded
         completed = [f for f in forks if f.encoder is not None]
-        assert completed and all(f.handed_off for f in forks if f.done and f._exit_code == 0)
+        # every child whose output the writer read handed off (one whose checkpoint was
+        # aborted first may never be read)
+        read = [f for f in forks if f.kind]
+        assert completed and read and all(f.kind == b"P" and f.handed_off for f in read)
         assert all(f.encoder.returncode in (0, -9) for f in completed if f.encoder is not None)
         assert any(f.encoder.returncode == 0 for f in completed if f.encoder is not None)
         assert all(f.closed for f in forks)

@@ -461,6 +461,67 @@ def test_cancel_kills_and_reaps_the_encoder_process(
     assert time.monotonic() - started < 10
 
 
+@needs_fork
+@pytest.mark.parametrize("window", ["before-the-encoder-command", "before-the-encoder-starts"])
+def test_a_cancel_from_another_thread_never_closes_the_files_under_the_writer(
+    handoffs_on: None, monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    """The scheduler aborts the checkpoint (``cancel()`` on its thread) while the writer
+    thread is between reaping the child and starting the encoder process. Closing the
+    files then handed the encoder a closed descriptor ('could not start it: Bad file
+    descriptor', which switched hand-offs off) or -1, which is ``subprocess.PIPE``: an
+    encoder reading an empty pipe that never ends, and a writer thread waiting forever."""
+    b = backend("fork")
+    b.current_key = 1
+    b.get_partitioned_state(ValueStateDescriptor("v", None)).update(1)
+    encoded = b.snapshot_encoded()
+    assert isinstance(encoded, ForkedSnapshot)
+
+    def cancel_elsewhere() -> None:
+        thread = threading.Thread(target=encoded.cancel)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive()
+
+    if window == "before-the-encoder-command":
+        real_command = heap_snapshots.encoder_command
+
+        def command(parent: int) -> tuple[list[str], dict[str, str]]:
+            cancel_elsewhere()
+            return real_command(parent)
+
+        monkeypatch.setattr(heap_snapshots, "encoder_command", command)
+    else:
+        real_popen = subprocess.Popen
+
+        def popen(*args: Any, **kwargs: Any) -> Any:
+            cancel_elsewhere()
+            return real_popen(*args, **kwargs)
+
+        monkeypatch.setattr(heap_snapshots.subprocess, "Popen", popen)
+    outcome: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            encoded.result_region()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(30)
+    hung = thread.is_alive()
+    if hung and encoded.encoder is not None:  # do not leave the stuck encoder behind
+        encoded.encoder.kill()
+    assert not hung
+    assert len(outcome) == 1 and isinstance(outcome[0], StateError)
+    assert "cancelled" in str(outcome[0])
+    assert heap_snapshots._handoff_disabled is None  # a cancel is nobody's failure
+    assert encoded.closed and encoded.output_fd == -1  # the writer closed what it owned
+    if encoded.encoder is not None:
+        assert encoded.encoder.returncode == -signal.SIGKILL
+
+
 def test_the_encoder_process_turns_a_hand_off_into_snapshot_bytes(tmp_path: Path) -> None:
     b = backend("sync")
     fill_mixed(b, ttl=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 # Importing flinklet.datastream first avoids an import cycle (as in test_rocksdb_backend).
 import flinklet.datastream  # noqa: F401  # isort: skip
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,29 @@ def test_exported_snapshot_can_be_streamed_from_its_file(rocks: RocksDBKeyedStat
     assert isinstance(region, FileRegion) and region.offset == 0
     assert region.read() == expected
     encoded.cancel()  # releases the file
+    assert encoded._fd == -1
+    assert not encoded.checkpoint_dir.exists()
+    assert not encoded.output.exists()
+
+
+def test_a_cancel_from_another_thread_leaves_the_writers_file_to_the_writer(
+    rocks: RocksDBKeyedStateBackend,
+) -> None:
+    """The scheduler aborts the checkpoint while the writer thread streams the exported
+    file: the writer reads it to the end (the storage discards the aborted checkpoint's
+    files), and the release after the write removes it."""
+    fill(rocks)
+    expected = rocks.snapshot().to_bytes()
+    encoded = rocks.snapshot_encoded()
+    assert isinstance(encoded, ExportedSnapshot)
+    region = encoded.result_region()
+    canceller = threading.Thread(target=encoded.cancel)
+    canceller.start()
+    canceller.join(10)
+    assert not canceller.is_alive()
+    assert encoded._fd == region.fd >= 0 and encoded.output.exists()
+    assert region.read() == expected
+    encoded.cancel()  # the writer's release
     assert encoded._fd == -1
     assert not encoded.checkpoint_dir.exists()
     assert not encoded.output.exists()

@@ -241,6 +241,13 @@ class ForkedSnapshot:
     checkpoint, a cancelled task) and closes the files. Exactly one of them reaps each
     process.
 
+    Once a thread called ``result_region`` it owns the descriptors: a ``cancel()`` from
+    another thread (the scheduler aborting the checkpoint) only kills the processes and
+    marks the snapshot cancelled, and the owner closes the files when it stops (its own
+    ``cancel()``, the release after the write, or an error). Closing them under the owner
+    let it hand a closed, or reused, descriptor number to the encoder process: ``-1`` is
+    ``subprocess.PIPE``, and an encoder reading an empty pipe never ends.
+
     The processes write into temp files that were deleted right after they were created:
     only the open descriptors keep them, so nothing is left on disk whatever happens to
     any process (``kill -9`` included)."""
@@ -261,6 +268,8 @@ class ForkedSnapshot:
         self._lock = threading.Lock()
         self._exit_code: int | None = None
         self._cancelled = False
+        self._owner: int | None = None  # the thread in result_region (see the docstring)
+        self.kind = b""  # what the child wrote, once read: _ENCODED or _HANDOFF
 
     def has_entries(self) -> bool:
         return self._has_entries
@@ -309,6 +318,11 @@ class ForkedSnapshot:
             self._close()
 
     def result_region(self) -> bytes | FileRegion:
+        with self._lock:
+            self._owner = threading.get_ident()
+            cancelled = self._cancelled
+        if cancelled:  # closed by the cancel() before us
+            self._check_cancelled()
         self._wait()
         try:
             self._check_cancelled()
@@ -326,6 +340,7 @@ class ForkedSnapshot:
                 raise StateError(
                     f"could not read the snapshot the forked process wrote: {exc}"
                 ) from exc
+            self.kind = kind
             if kind == _ENCODED:
                 return FileRegion(self.fd, 1, size - 1)
             if kind == _HANDOFF:
@@ -384,9 +399,12 @@ class ForkedSnapshot:
         return data
 
     def cancel(self) -> None:
+        """Kill and reap what still runs; close the files unless another thread owns them
+        (it closes them itself, seeing the snapshot cancelled). Also the release of the
+        files after the write, by the owner; idempotent."""
         with self._lock:
+            self._cancelled = True
             if self._exit_code is None:
-                self._cancelled = True
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
                 try:
@@ -396,11 +414,12 @@ class ForkedSnapshot:
                     self._exit_code = -1
             encoder = self.encoder
             if encoder is not None and encoder.poll() is None:
-                self._cancelled = True
                 encoder.kill()
+            owned_elsewhere = self._owner not in (None, threading.get_ident())
         if encoder is not None:
             encoder.wait()
-        self._close()
+        if not owned_elsewhere:
+            self._close()
 
     def _error_text(self) -> str:
         try:

@@ -44,7 +44,10 @@ _NICENESS = 10
 class ExportedSnapshot:
     """Canonical snapshot bytes being written by an export process (see the module
     docstring); ``result()``/``result_region()`` wait for them, ``cancel()`` kills the
-    process, or releases the output a ``result_region`` pointed into."""
+    process, or releases the output a ``result_region`` pointed into. As for a forked
+    hashmap snapshot, the thread in ``result_region`` owns the output: a ``cancel()`` from
+    another thread kills the process and marks the snapshot cancelled, and the owner
+    removes the files when it stops (never while it still reads them)."""
 
     background = True
 
@@ -56,6 +59,7 @@ class ExportedSnapshot:
         self._lock = threading.Lock()
         self._cancelled = False
         self._fd = -1  # the output, open for a result_region until cleaned up
+        self._owner: int | None = None  # the thread in result_region
 
     def has_entries(self) -> bool:
         return True  # unknown until the process is done; an empty snapshot is harmless
@@ -70,6 +74,8 @@ class ExportedSnapshot:
             self._cleanup()
 
     def result_region(self) -> FileRegion:
+        with self._lock:
+            self._owner = threading.get_ident()
         code = self.process.wait()
         try:
             if self._cancelled:
@@ -92,12 +98,14 @@ class ExportedSnapshot:
 
     def cancel(self) -> None:
         with self._lock:
+            self._cancelled = True
             if self.process.poll() is None:
-                self._cancelled = True
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
             self.process.wait()
-        self._cleanup()
+            owned_elsewhere = self._owner not in (None, threading.get_ident())
+        if not owned_elsewhere:
+            self._cleanup()
 
     def _error_text(self) -> str:
         try:
