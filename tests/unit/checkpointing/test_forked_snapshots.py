@@ -240,7 +240,7 @@ def test_state_is_exactly_once_after_a_failure_in_both_modes(
         # every child whose output the writer read handed off (one whose checkpoint was
         # aborted first may never be read)
         read = [f for f in forks if f.kind]
-        assert completed and read and all(f.kind == b"P" and f.handed_off for f in read)
+        assert completed and read and all(f.handed_off for f in read)
         assert all(f.encoder.returncode in (0, -9) for f in completed if f.encoder is not None)
         assert any(f.encoder.returncode == 0 for f in completed if f.encoder is not None)
         assert all(f.closed for f in forks)

@@ -263,7 +263,6 @@ class ForkedSnapshot:
         self.directory = directory
         self.output_fd = -1  # the encoder process' output, for a hand-off
         self.encoder: subprocess.Popen[bytes] | None = None
-        self.handed_off = False
         self._has_entries = has_entries
         self._lock = threading.Lock()
         self._exit_code: int | None = None
@@ -273,6 +272,11 @@ class ForkedSnapshot:
 
     def has_entries(self) -> bool:
         return self._has_entries
+
+    @property
+    def handed_off(self) -> bool:
+        """The child wrote a hand-off for an encoder process (not the snapshot bytes)."""
+        return self.kind == _HANDOFF
 
     @property
     def done(self) -> bool:
@@ -320,9 +324,7 @@ class ForkedSnapshot:
     def result_region(self) -> bytes | FileRegion:
         with self._lock:
             self._owner = threading.get_ident()
-            cancelled = self._cancelled
-        if cancelled:  # closed by the cancel() before us
-            self._check_cancelled()
+            self._check_cancelled()  # a cancel() before us closed the files
         self._wait()
         try:
             self._check_cancelled()
@@ -344,7 +346,6 @@ class ForkedSnapshot:
             if kind == _ENCODED:
                 return FileRegion(self.fd, 1, size - 1)
             if kind == _HANDOFF:
-                self.handed_off = True
                 return self._encode_handoff(size)
             raise StateError(f"the forked snapshot process {self.pid} wrote no snapshot")
         except BaseException:
